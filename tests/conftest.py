@@ -100,3 +100,36 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def import_file(path: Path, name: str | None = None):
+    """Import the Python file at `path` as a fresh module (exercise folders are not packages)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name or f"_kit_{path.stem}_{id(path)}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def solution(kit_root: Path):
+    """`solution(slug)` imports the reference solution module of exercise `slug`."""
+    kit = load_kit(kit_root)
+
+    def load(slug: str):
+        return import_file(kit_root / "solutions" / slug / kit.exercise(slug).module)
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def stub(kit_root: Path):
+    """`stub(slug)` imports the student stub module of exercise `slug`."""
+    kit = load_kit(kit_root)
+
+    def load(slug: str):
+        return import_file(kit_root / "exercises" / slug / kit.exercise(slug).module)
+
+    return load
