@@ -14,7 +14,7 @@ MANIFEST = "course.toml"
 
 
 class KitError(Exception):
-    """Raised when the kit or its manifest cannot be found or is invalid; the message is one line."""
+    """The kit or its manifest is missing or invalid; the message is one line."""
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def ensure_data(kit: Kit, seed: int, force: bool, echo: Callable[[str], None]) -
     try:
         rows = datagen.write_dataset(data_dir, seed)
     except OSError as exc:
-        raise SetupError(f"cannot write the data folder {data_dir}: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        raise SetupError(f"cannot write the data folder {data_dir}: {reason}") from None
     took = time.perf_counter() - started
     summary = ", ".join(f"{name} {n:,} rows" for name, n in rows.items())
     echo(f"data: generated with seed {seed} in {took:.1f}s: {summary}")
