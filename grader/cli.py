@@ -121,6 +121,156 @@ def setup_cmd(ctx: click.Context, seed: int, online: str, force: bool) -> None:
         raise UsageError(str(exc)) from None
 
 
+def grading_options(func):
+    """The sandbox's time limits, shared by every verb that grades."""
+    func = click.option(
+        "--call-timeout",
+        type=click.FloatRange(min=1),
+        default=60.0,
+        show_default=True,
+        help="Seconds one call into student code may take.",
+    )(func)
+    return func
+
+
+def _options(call_timeout: float, submission_timeout: float, public_only: bool = False):
+    from grader.grading import GradingOptions
+    from grader.sandbox import Limits
+
+    return GradingOptions(
+        limits=Limits(call_timeout_s=call_timeout),
+        submission_timeout_s=submission_timeout,
+        include_hidden=not public_only,
+    )
+
+
+@cli.command("check")
+@click.argument("slugs", nargs=-1)
+@click.option(
+    "--submission",
+    type=click.Path(path_type=Path),
+    help="Folder or .zip to grade. Default: the kit's exercises/ folder.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("scorecard.json"),
+    show_default=True,
+    help="Where to write the scorecard.",
+)
+@click.option(
+    "--timeout",
+    "submission_timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds the whole submission may take.",
+)
+@grading_options
+@click.pass_context
+def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeout) -> None:
+    """Grade your work (default ./exercises): a table per exercise with feedback, and a scorecard.
+
+    Runs the public tests, and the hidden ones too where they are present.
+
+    Example: grade check ex2_pit_join
+    """
+    from grader.grading import grade_in_child, suite_files
+    from grader.render import render_scorecard
+
+    kit = _kit(ctx)
+    for slug in slugs:
+        try:
+            kit.exercise(slug)
+        except KitError as exc:
+            raise UsageError(str(exc)) from None
+    source = submission or kit.root / "exercises"
+    if not source.exists():
+        raise UsageError(f"{source} does not exist")
+    options = _options(call_timeout, submission_timeout)
+    card = grade_in_child(kit, source, slugs=list(slugs) or None, options=options)
+    try:
+        card.write(json_path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {json_path}: {exc.strerror}") from None
+    hidden = any(v == "hidden" for _, v, _ in suite_files(kit, list(slugs) or None))
+    render_scorecard(card, hidden_ran=hidden)
+    click.echo(f"Scorecard written to {json_path}")
+
+
+@cli.command("batch")
+@click.argument("submissions", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for scorecards, Gradescope files, gradebook.csv and summary.json.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option(
+    "--timeout",
+    "submission_timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds one submission may take in all.",
+)
+@grading_options
+@click.pass_context
+def batch_cmd(ctx, submissions, out, workers, submission_timeout, call_timeout) -> None:
+    """Grade every sub-folder or .zip of SUBMISSIONS, each as one submission.
+
+    Example: grade batch submissions/ --out results/ --workers 2
+    """
+    from grader.batch import BatchError, find_submissions, run_batch
+    from grader.render import batch_progress
+
+    kit = _kit(ctx)
+    try:
+        total = len(find_submissions(submissions, out))
+        with batch_progress(total) as on_done:
+            cards = run_batch(
+                kit,
+                submissions,
+                out,
+                workers=workers,
+                options=_options(call_timeout, submission_timeout),
+                on_done=on_done,
+            )
+    except BatchError as exc:
+        raise UsageError(str(exc)) from None
+    errors = sum(c.status == "error" for c in cards)
+    click.echo(f"Graded {len(cards)} submissions ({errors} with errors) into {out}")
+
+
+@cli.command("verify")
+@click.option("--no-grading", is_flag=True, help="Only the static checks (fast).")
+@click.pass_context
+def verify_cmd(ctx, no_grading: bool) -> None:
+    """Maintainer self-check: stubs score 0, solutions score full marks, points add up.
+
+    Example: grade verify
+    """
+    from grader.grading import GradingOptions
+    from grader.render import render_check
+    from grader.verify import grading_checks, static_checks
+
+    kit = _kit(ctx)
+    failed = 0
+    for check in static_checks(kit):
+        render_check(check)
+        failed += not check.ok
+    if not no_grading:
+        for check in grading_checks(kit, GradingOptions()):
+            render_check(check)
+            failed += not check.ok
+    if failed:
+        click.echo(f"{failed} check(s) failed")
+        ctx.exit(1)
+    click.echo("All checks passed.")
+
+
 def _register_optional_commands() -> None:
     """Attach verbs that live in their own modules (they import lazily)."""
     from grader.quiz.command import quiz

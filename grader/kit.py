@@ -31,6 +31,8 @@ class Exercise:
     """Points the exercise is worth."""
     hints: tuple[str, ...] = field(default_factory=tuple)
     """Hints, gentlest first."""
+    imports: tuple[str, ...] = ("pandas", "pyarrow")
+    """Modules the sandboxed worker imports before the first (timed) call."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def load_kit(root: Path | None = None) -> Kit:
                     module=str(item["module"]),
                     points=float(item["points"]),
                     hints=tuple(str(h) for h in item.get("hints", [])),
+                    imports=tuple(str(m) for m in item.get("imports", ["pandas", "pyarrow"])),
                 )
             )
         except KeyError as exc:

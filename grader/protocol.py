@@ -1,0 +1,207 @@
+"""The wire format between the trusted grader and a sandboxed worker: data only, never pickle.
+
+A message is a JSON header plus binary blobs, each length-prefixed:
+
+    u64 header length | header (UTF-8 JSON) | u64 blob count | (u64 length | bytes) * count
+
+Values are plain JSON with tagged objects for richer types; pandas frames and series travel as
+Arrow IPC streams in blobs. Decoding builds fresh pandas/pyarrow objects from the bytes, so
+whatever class the other side used, the receiver only ever holds real built-in, pandas or
+numpy values: a rigged `__eq__` cannot survive the trip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+import os
+import select
+import struct
+import time
+from pathlib import PurePath
+from typing import Any
+
+MAX_MESSAGE_BYTES = 1 << 30
+_U64 = struct.Struct("<Q")
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a valid message, or went away."""
+
+
+class UnsupportedValue(TypeError):
+    """A value of a type the protocol does not carry."""
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def encode(value: Any, blobs: list[bytes]) -> Any:
+    """Turn `value` into JSON-able data, appending binary parts to `blobs`."""
+    import numpy as np
+    import pandas as pd
+
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return f if math.isfinite(f) else {"$float": repr(f)}
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, pd.DataFrame):
+        blobs.append(_frame_to_ipc(value))
+        return {"$frame": len(blobs) - 1}
+    if isinstance(value, pd.Series):
+        blobs.append(_frame_to_ipc(value.to_frame(name="__value__")))
+        return {"$series": len(blobs) - 1, "name": encode(value.name, blobs)}
+    if value is pd.NaT:
+        return {"$nat": True}
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return {"$ts": pd.Timestamp(value).isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, pd.Timedelta | dt.timedelta | np.timedelta64):
+        return {"$td": int(pd.Timedelta(value).value)}
+    if value is pd.NA:
+        return {"$na": True}
+    if isinstance(value, bytes | bytearray):
+        blobs.append(bytes(value))
+        return {"$bytes": len(blobs) - 1}
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [encode(v, blobs) for v in value]
+    if isinstance(value, np.ndarray):
+        return [encode(v, blobs) for v in value.tolist()]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or key.startswith("$"):
+                raise UnsupportedValue(f"dict key {key!r}: only plain string keys are supported")
+            out[key] = encode(item, blobs)
+        return out
+    raise UnsupportedValue(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
+
+
+def decode(data: Any, blobs: list[bytes]) -> Any:
+    """Inverse of `encode`; builds only built-in, numpy and pandas objects."""
+    import pandas as pd
+
+    if data is None or isinstance(data, bool | int | float | str):
+        return data
+    if isinstance(data, list):
+        return [decode(v, blobs) for v in data]
+    if not isinstance(data, dict):
+        raise ProtocolError(f"unexpected JSON value of type {type(data).__name__}")
+    if "$frame" in data:
+        return _ipc_to_frame(_blob(blobs, data["$frame"]))
+    if "$series" in data:
+        frame = _ipc_to_frame(_blob(blobs, data["$series"]))
+        if list(frame.columns) != ["__value__"]:
+            raise ProtocolError("malformed series")
+        series = frame["__value__"]
+        series.name = decode(data.get("name"), blobs)
+        return series
+    if "$float" in data:
+        return float(str(data["$float"]))
+    if "$ts" in data:
+        return pd.Timestamp(str(data["$ts"]))
+    if "$date" in data:
+        return dt.date.fromisoformat(str(data["$date"]))
+    if "$td" in data:
+        return pd.Timedelta(int(data["$td"]))
+    if "$nat" in data:
+        return pd.NaT
+    if "$na" in data:
+        return pd.NA
+    if "$bytes" in data:
+        return _blob(blobs, data["$bytes"])
+    return {str(k): decode(v, blobs) for k, v in data.items()}
+
+
+def _blob(blobs: list[bytes], index: Any) -> bytes:
+    if not isinstance(index, int) or not 0 <= index < len(blobs):
+        raise ProtocolError("reference to a missing blob")
+    return blobs[index]
+
+
+def _frame_to_ipc(frame: Any) -> bytes:
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=True)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _ipc_to_frame(data: bytes) -> Any:
+    import pyarrow as pa
+
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        return table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
+        raise ProtocolError(f"malformed frame: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- framing
+
+
+def write_message(fd: int, header: dict[str, Any], blobs: list[bytes] = ()) -> None:  # type: ignore[assignment]
+    """Write one message to the file descriptor `fd` (blocking)."""
+    head = json.dumps(header, allow_nan=False).encode()
+    parts = [_U64.pack(len(head)), head, _U64.pack(len(blobs))]
+    for blob in blobs:
+        parts += [_U64.pack(len(blob)), blob]
+    payload = memoryview(b"".join(parts))
+    while payload:
+        written = os.write(fd, payload)
+        payload = payload[written:]
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks: list[bytes] = []
+    while n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                raise TimeoutError
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise ProtocolError("the worker closed the connection")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(fd: int, deadline: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+    """Read one message from `fd`; `TimeoutError` once `deadline` (monotonic) has passed."""
+    budget = MAX_MESSAGE_BYTES
+
+    def length() -> int:
+        nonlocal budget
+        (n,) = _U64.unpack(_read_exact(fd, 8, deadline))
+        if n > budget:
+            raise ProtocolError("message too large")
+        budget -= n
+        return n
+
+    try:
+        header = json.loads(_read_exact(fd, length(), deadline))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ProtocolError("malformed message header") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("malformed message header")
+    (count,) = _U64.unpack(_read_exact(fd, 8, deadline))
+    if count > 10_000:
+        raise ProtocolError("too many blobs")
+    blobs = [_read_exact(fd, length(), deadline) for _ in range(count)]
+    return header, blobs

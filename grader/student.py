@@ -1,0 +1,202 @@
+"""The trusted side's handle on a student's module: calls go to a sandboxed worker.
+
+Suites use `student.point_in_time_join(...)` as if it were the function; the proxy sends the
+arguments as data, waits (with a timeout), and gives back decoded values or raises one of the
+exceptions below, whose text is written for the learner.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader import protocol
+from grader.sandbox import Limits, Worker, WorkerError, WorkerTimeout
+
+
+class StudentProblem(Exception):
+    """Base of everything a student's code can do wrong besides returning a wrong value."""
+
+
+class SubmissionProblem(StudentProblem):
+    """The exercise file is missing or cannot be loaded; every test of the exercise fails."""
+
+
+class StudentError(StudentProblem):
+    """The student's function raised an exception."""
+
+    def __init__(self, function: str, error: dict[str, Any]) -> None:
+        self.function = function
+        self.type_name = str(error.get("type", "Exception"))
+        self.mro = [str(n) for n in error.get("mro", [])]
+        self.message = str(error.get("message", ""))
+        self.where = error.get("where")
+        where = f" ({self.where})" if self.where else ""
+        super().__init__(f"{function} raised {self.type_name}: {self.message}{where}")
+
+    def is_a(self, name: str) -> bool:
+        """Whether the raised exception is an instance of the built-in class called `name`."""
+        return name in self.mro
+
+    @property
+    def not_implemented(self) -> bool:
+        return self.is_a("NotImplementedError")
+
+
+class StudentTimeout(StudentProblem):
+    """A call ran out of time."""
+
+
+class StudentCrash(StudentProblem):
+    """The worker died during a call (exit, signal, memory)."""
+
+
+@dataclass
+class CallResult:
+    """The last call's side information."""
+
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    """Wall-clock seconds of the round trip, measured on the trusted side."""
+    args_after: list[Any] | None = None
+    """The arguments as the function left them (when asked for, to detect mutation)."""
+
+
+class StudentProxy:
+    """Calls into one exercise module of one submission (or of the reference solution)."""
+
+    def __init__(
+        self,
+        slug: str,
+        module_file: Path | None,
+        *,
+        problem: str | None = None,
+        readonly: tuple[Path, ...] = (),
+        limits: Limits | None = None,
+        deadline: float | None = None,
+        preload: tuple[str, ...] = ("pandas", "pyarrow"),
+        use_bwrap: bool | None = None,
+    ) -> None:
+        self.slug = slug
+        self.module_file = module_file
+        self.problem = problem
+        self.readonly = readonly
+        self.limits = limits or Limits()
+        self.deadline = deadline
+        self.preload = preload
+        self.use_bwrap = use_bwrap
+        self.worker: Worker | None = None
+        self.last = CallResult()
+        self.timed_out = False
+
+    @property
+    def workdir(self) -> Path:
+        """The private folder the worker may write in (host path, same path inside)."""
+        if self.module_file is None:
+            raise SubmissionProblem(self.problem or "no module")
+        return self.module_file.parent
+
+    @property
+    def isolation(self) -> str:
+        return self.worker.isolation if self.worker else "full"
+
+    def _ensure_worker(self) -> Worker:
+        if self.problem:
+            raise SubmissionProblem(self.problem)
+        if self.worker is not None and self.worker.alive:
+            return self.worker
+        if self.worker is not None:  # died or was killed in an earlier call: start afresh
+            self.worker.close()
+        assert self.module_file is not None
+        worker = Worker(
+            self.workdir,
+            readonly=list(self.readonly),
+            limits=self.limits,
+            preload=self.preload,
+            use_bwrap=self.use_bwrap,
+        )
+        try:
+            worker.start()
+        except WorkerError as exc:
+            raise StudentCrash(str(exc)) from None
+        self.worker = worker
+        module = self.module_file.stem
+        answer, _ = self._send({"op": "load", "path": str(self.module_file), "module": module})
+        if "error" in answer:
+            err = StudentError(f"importing {self.module_file.name}", answer["error"])
+            self.problem = str(err)
+            raise SubmissionProblem(self.problem)
+        return worker
+
+    def _timeout(self, requested: float | None) -> float:
+        timeout = self.limits.call_timeout_s if requested is None else requested
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.timed_out = True
+                raise StudentTimeout("the submission's time budget is used up")
+            timeout = min(timeout, left)
+        return timeout
+
+    def _send(self, header: dict[str, Any], blobs: list[bytes] | None = None, timeout=None):
+        assert self.worker is not None
+        limit = self._timeout(timeout)
+        try:
+            return self.worker.request(header, blobs, timeout=limit)
+        except WorkerTimeout:
+            self.timed_out = True
+            raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
+        except WorkerError as exc:
+            raise StudentCrash(str(exc)) from None
+
+    def _run(self, header: dict[str, Any], name: str, args, kwargs, timeout) -> Any:
+        self._ensure_worker()
+        blobs: list[bytes] = []
+        header["args"] = protocol.encode(list(args), blobs)
+        header["kwargs"] = protocol.encode(dict(kwargs), blobs)
+        started = time.monotonic()
+        answer, out_blobs = self._send(header, blobs, timeout)
+        seconds = time.monotonic() - started
+        try:
+            after = answer.get("args_after")
+            self.last = CallResult(
+                stdout=str(answer.get("stdout", "")),
+                stderr=str(answer.get("stderr", "")),
+                seconds=seconds,
+                args_after=protocol.decode(after, out_blobs) if after is not None else None,
+            )
+            if "error" in answer:
+                raise StudentError(name, answer["error"])
+            return protocol.decode(answer.get("value"), out_blobs)
+        except protocol.ProtocolError as exc:
+            raise StudentCrash(f"{name} returned data the grader cannot read: {exc}") from None
+
+    def call(
+        self,
+        function: str,
+        *args: Any,
+        _timeout: float | None = None,
+        _return_args: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Call `function(*args, **kwargs)` in the worker and return its decoded result."""
+        header = {"op": "call", "function": function, "return_args": _return_args}
+        return self._run(header, function, args, kwargs, _timeout)
+
+    def harness(self, target: str, *args: Any, _timeout: float | None = None, **kwargs: Any):
+        """Run the trusted helper `grader.harness.<target>` on the module inside the worker."""
+        header = {"op": "harness", "target": target}
+        return self._run(header, target.partition(":")[2], args, kwargs, _timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None

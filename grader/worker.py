@@ -1,0 +1,164 @@
+"""The sandboxed worker: loads one student module and runs calls on it, answering with data.
+
+Started by `grader.sandbox` as `python -I -m grader.worker IN_FD OUT_FD` inside bubblewrap.
+Everything here runs next to untrusted code, so nothing here is trusted by the grader: it
+only ever gets back data (see `grader.protocol`), which it checks itself.
+
+Requests (JSON header, plus blobs):
+  {"op": "load", "path": str, "module": str}
+  {"op": "call", "function": str, "args": [...], "kwargs": {...}, "return_args": bool}
+  {"op": "harness", "target": "module:function", "args": [...], "kwargs": {...}}
+      runs trusted helper code from `grader.harness` on the student module (for Feast objects,
+      which must be turned into data inside the sandbox).
+  {"op": "exit"}
+Answers: {"value": ..., "stdout": str, "stderr": str, "elapsed_s": float} or {"error": {...}}.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import io
+import sys
+import time
+import traceback
+from types import ModuleType
+from typing import Any
+
+from grader.protocol import UnsupportedValue, decode, encode, read_message, write_message
+
+OUTPUT_LIMIT = 64 * 1024
+
+
+class BoundedText(io.TextIOBase):
+    """A text sink that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+        self.limit = limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        tail = f"\n[... {self.dropped} more characters not shown]" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
+def describe_error(exc: BaseException, module_file: str | None) -> dict[str, Any]:
+    """A learner-facing description of an exception: type, message and where in their file."""
+    where = None
+    if module_file:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename == module_file:
+                where = f"line {frame.lineno}" + (f": {frame.line}" if frame.line else "")
+    if isinstance(exc, SyntaxError):
+        where = f"line {exc.lineno}"
+    return {
+        "type": type(exc).__name__,
+        "mro": [c.__name__ for c in type(exc).__mro__],
+        "message": str(exc)[:2000],
+        "where": where,
+    }
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.module: ModuleType | None = None
+        self.module_file: str | None = None
+
+    def load(self, path: str, name: str) -> None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        self.module_file = path
+        spec.loader.exec_module(module)
+        self.module = module
+
+    def handle(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict, list[bytes]]:
+        op = header.get("op")
+        out, err = BoundedText(), BoundedText()
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        started = time.perf_counter()
+        try:
+            if op == "load":
+                self.load(str(header["path"]), str(header["module"]))
+                value: Any = None
+                args: list[Any] = []
+            else:
+                args = decode(header.get("args", []), blobs)
+                kwargs = decode(header.get("kwargs", {}), blobs)
+                if op == "call":
+                    if self.module is None:
+                        raise RuntimeError("no module loaded")
+                    function = getattr(self.module, str(header["function"]))
+                    value = function(*args, **kwargs)
+                elif op == "harness":
+                    mod_name, _, fn_name = str(header["target"]).partition(":")
+                    helper = importlib.import_module(f"grader.harness.{mod_name}")
+                    value = getattr(helper, fn_name)(self.module, *args, **kwargs)
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+            elapsed = time.perf_counter() - started
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+            sys.stdout, sys.stderr = saved
+            error = describe_error(exc, self.module_file)
+            return {"error": error, "stdout": out.getvalue(), "stderr": err.getvalue()}, []
+        finally:
+            sys.stdout, sys.stderr = saved
+        blobs_out: list[bytes] = []
+        answer: dict[str, Any] = {
+            "stdout": out.getvalue(),
+            "stderr": err.getvalue(),
+            "elapsed_s": elapsed,
+        }
+        try:
+            answer["value"] = encode(value, blobs_out)
+            if header.get("return_args"):
+                answer["args_after"] = encode(args, blobs_out)
+        except UnsupportedValue as exc:
+            blobs_out = []
+            answer = {
+                "error": {
+                    "type": "UnsupportedReturn",
+                    "mro": ["UnsupportedReturn"],
+                    "message": f"returned {exc}, which the grader cannot read",
+                    "where": None,
+                },
+                "stdout": answer["stdout"],
+                "stderr": answer["stderr"],
+            }
+        return answer, blobs_out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    in_fd, out_fd = int(argv[0]), int(argv[1])
+    worker = Worker()
+    # Pay for the heavy imports before the first timed call.
+    for name in argv[2:]:
+        importlib.import_module(name)
+    write_message(out_fd, {"ready": True})
+    while True:
+        header, blobs = read_message(in_fd)
+        if header.get("op") == "exit":
+            return 0
+        answer, out_blobs = worker.handle(header, blobs)
+        write_message(out_fd, answer, out_blobs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
