@@ -184,6 +184,8 @@ class Worker:
         for path in self.readonly:
             argv += ["--ro-bind", str(path), str(path)]
         argv += ["--bind", str(self.workdir), str(self.workdir), "--chdir", str(self.workdir)]
+        # The sandbox's own root (mount points only) becomes read-only too.
+        argv += ["--remount-ro", "/"]
         return argv + cmd
 
     def _make_cgroup(self) -> None:

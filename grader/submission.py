@@ -51,7 +51,7 @@ def _candidates_in_folder(root: Path, names: set[str]) -> dict[str, list[str]]:
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
         for name in files:
-            if name in names:
+            if name in names and not (Path(folder) / name).is_symlink():
                 found[name].append(str(Path(folder, name).relative_to(root).as_posix()))
     return found
 

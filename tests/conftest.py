@@ -29,7 +29,7 @@ def kit_root() -> Path:
 
 
 def copy_kit(dest: Path) -> Kit:
-    """Copy the kit's manifest and reference repo definitions to `dest` and load it there."""
+    """Copy the kit (manifest, reference repo, exercises, solutions) to `dest` and load it."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(KIT_ROOT / "course.toml", dest / "course.toml")
     shutil.copytree(
@@ -37,6 +37,11 @@ def copy_kit(dest: Path) -> Kit:
         dest / "feature_repo",
         ignore=shutil.ignore_patterns("data", "__pycache__"),
     )
+    for folder in ("exercises", "solutions"):
+        if (KIT_ROOT / folder).is_dir():
+            shutil.copytree(
+                KIT_ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__")
+            )
     return load_kit(dest)
 
 
