@@ -27,7 +27,7 @@ system-packages:
 
 run: install
 	$(BIN)/grade setup
-	$(BIN)/grade list
+	$(BIN)/grade check
 
 test: install
 	$(BIN)/python -m pytest -q

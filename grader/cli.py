@@ -271,6 +271,24 @@ def verify_cmd(ctx, no_grading: bool) -> None:
     click.echo("All checks passed.")
 
 
+@cli.command("release")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the contents of a non-empty OUT.")
+@click.pass_context
+def release_cmd(ctx: click.Context, out: Path, force: bool) -> None:
+    """Write the student kit to OUT: no solutions/, no hidden suites.
+
+    Example: grade release ../feature-store-lab-student
+    """
+    from grader.release import ReleaseError, build_release
+
+    try:
+        files = build_release(_kit(ctx), out, force=force)
+    except ReleaseError as exc:
+        raise UsageError(str(exc)) from None
+    click.echo(f"Wrote the student kit ({len(files)} files) to {out}")
+
+
 def _register_optional_commands() -> None:
     """Attach verbs that live in their own modules (they import lazily)."""
     from grader.quiz.command import quiz

@@ -1,0 +1,68 @@
+"""`grade release OUT`: the student kit, without solutions or hidden suites.
+
+Copies the kit's tracked content (exercises, public suites, the grader, the reference repo
+definitions, the data generator, manifest, README, Makefile, CI script) and nothing generated.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from grader.kit import Kit
+
+# Top-level entries that make up the student kit.
+INCLUDE = (
+    "README.md",
+    "CHANGELOG.md",
+    "Makefile",
+    "pyproject.toml",
+    "course.toml",
+    ".gitignore",
+    "scripts",
+    "exercises",
+    "grader",
+    "feature_repo",
+    "data",
+)
+# Never copied, wherever they are.
+EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "test_hidden.py"}
+EXCLUDE_GENERATED = {"data": {"fraud", "generated.json", "*.parquet"}, "feature_repo": {"data"}}
+
+
+class ReleaseError(Exception):
+    """The release cannot be written where asked (one line, for the user)."""
+
+
+def _ignore(kit_root: Path):
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        rel = Path(folder).resolve().relative_to(kit_root)
+        skipped = set(shutil.ignore_patterns(*EXCLUDE_NAMES)(folder, names))
+        generated = EXCLUDE_GENERATED.get(str(rel), set())
+        skipped |= set(shutil.ignore_patterns(*generated)(folder, names)) if generated else set()
+        return skipped
+
+    return ignore
+
+
+def build_release(kit: Kit, out: Path, *, force: bool = False) -> list[Path]:
+    """Write the student kit to `out`; returns the files written (relative to `out`)."""
+    root = kit.root.resolve()
+    out = out.resolve()
+    if out == root or root in out.parents:
+        raise ReleaseError(f"{out} is inside the kit; choose a folder outside {root}")
+    if out.exists():
+        if not out.is_dir():
+            raise ReleaseError(f"{out} exists and is not a folder")
+        if any(out.iterdir()):
+            if not force:
+                raise ReleaseError(f"{out} is not empty; pass --force to replace its contents")
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in INCLUDE:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, out / name, ignore=_ignore(root), symlinks=False)
+        elif source.is_file():
+            shutil.copy2(source, out / name)
+    return sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
