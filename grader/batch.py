@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from pathlib import Path
 
 from grader.grading import ChildGrading, GradingOptions, start_child
 from grader.kit import Kit
-from grader.scorecard import Scorecard, write_json_atomic
+from grader.scorecard import Scorecard, write_json_atomic, write_text_atomic
 from grader.submission import submission_id
 
 
@@ -113,13 +111,6 @@ def summary(kit: Kit, cards: list[Scorecard], seconds: float, workers: int) -> d
     }
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def run_batch(
     kit: Kit,
     folder: Path,
@@ -163,7 +154,7 @@ def run_batch(
             if on_done:
                 on_done(card, len(cards), len(entries))
     cards.sort(key=lambda c: c.submission)
-    _write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards))
+    write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards))
     write_json_atomic(
         out / "summary.json", summary(kit, cards, time.monotonic() - started, workers)
     )

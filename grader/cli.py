@@ -289,6 +289,35 @@ def release_cmd(ctx: click.Context, out: Path, force: bool) -> None:
     click.echo(f"Wrote the student kit ({len(files)} files) to {out}")
 
 
+@cli.command("report")
+@click.argument("scorecards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option("--title", default="Feature Store Lab: class report", show_default=True)
+def report_cmd(scorecards: tuple[Path, ...], out: Path, title: str) -> None:
+    """Write one self-contained HTML class report from scorecards (files or folders).
+
+    Example: grade report results/ --out report.html
+    """
+    from grader.report import ReportError, build_report, load_scorecards
+    from grader.scorecard import write_text_atomic
+
+    try:
+        cards = load_scorecards(list(scorecards))
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        write_text_atomic(out, build_report(cards, title=title))
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    click.echo(f"Wrote {out} ({len(cards)} scorecards)")
+
+
 def _register_optional_commands() -> None:
     """Attach verbs that live in their own modules (they import lazily)."""
     from grader.quiz.command import quiz

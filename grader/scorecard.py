@@ -82,9 +82,7 @@ class Scorecard:
     def from_dict(cls, data: dict[str, Any]) -> Scorecard:
         data = dict(data)
         exercises = [
-            ExerciseResult(
-                **{**ex, "tests": [TestResult(**t) for t in ex.get("tests", [])]}
-            )
+            ExerciseResult(**{**ex, "tests": [TestResult(**t) for t in ex.get("tests", [])]})
             for ex in data.pop("exercises", [])
         ]
         return cls(**data, exercises=exercises)
@@ -124,13 +122,17 @@ class Scorecard:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write `data` as JSON to `path` through a temp file and a rename: all or nothing."""
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file and a rename: all or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False)
-            fh.write("\n")
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,193 @@
+# ruff: noqa: E501  (SVG and HTML markup reads better on one line)
+"""`grade report`: one self-contained HTML page about a class's scorecards, for instructors.
+
+Pictures are hand-written inline SVG (a histogram and bar charts), so the page needs no
+network and no plotting library; tables carry the detail: per-test pass rates worst first with
+the most common feedback (what the class misses), and every error and timeout with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from html import escape
+from pathlib import Path
+
+from grader.scorecard import Scorecard
+
+BAR = "#3b82f6"
+BAD = "#ef4444"
+
+
+class ReportError(Exception):
+    """The scorecards cannot be read (one line, for the user)."""
+
+
+def load_scorecards(paths: list[Path]) -> list[Scorecard]:
+    """Scorecards from files and folders (every `*.json` scorecard in a folder)."""
+    cards: list[Scorecard] = []
+    for path in paths:
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        if not path.exists():
+            raise ReportError(f"{path} does not exist")
+        for file in files:
+            try:
+                data = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ReportError(f"{file} is not readable JSON ({exc})") from None
+            if not isinstance(data, dict) or data.get("schema_version") != 1:
+                continue  # summary.json, Gradescope files and other JSON are not scorecards
+            try:
+                cards.append(Scorecard.from_dict(data))
+            except TypeError as exc:
+                raise ReportError(f"{file} is not a valid scorecard ({exc})") from None
+    if not cards:
+        raise ReportError("no scorecards found (files with schema_version 1)")
+    return cards
+
+
+def _svg_bars(items: list[tuple[str, float, float]], *, width: int = 640, unit: str = "") -> str:
+    """Horizontal bars: (label, value, max) per row."""
+    row, label_w = 26, 230
+    height = row * len(items) + 10
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" font-family="sans-serif" font-size="12">']  # fmt: skip
+    for i, (label, value, top) in enumerate(items):
+        y = 5 + i * row
+        share = 0 if top <= 0 else max(0.0, min(1.0, value / top))
+        bar_w = (width - label_w - 70) * share
+        color = BAD if share < 0.5 else BAR
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{escape(label)}</text>'
+        )
+        parts.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{width - label_w - 70}" height="18" fill="#eef2f7"/>'
+        )
+        parts.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{bar_w:.1f}" height="18" fill="{color}"/>'
+        )
+        parts.append(f'<text x="{width - 62}" y="{y + 16}">{value:.3g}{unit}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_histogram(scores: list[float], top: float, *, bins: int = 10) -> str:
+    width, height, pad = 640, 220, 30
+    counts = [0] * bins
+    for s in scores:
+        counts[min(bins - 1, int(bins * s / top)) if top else 0] += 1
+    most = max(counts) or 1
+    bar_w = (width - 2 * pad) / bins
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" font-family="sans-serif" font-size="12">']  # fmt: skip
+    for i, n in enumerate(counts):
+        h = (height - 2 * pad) * n / most
+        x = pad + i * bar_w
+        y = height - pad - h
+        parts.append(
+            f'<rect x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" fill="{BAR}"/>'
+        )
+        if n:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{n}</text>'
+            )
+        lo = top * i / bins
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{height - pad + 16}" text-anchor="middle">{lo:g}</text>'
+        )
+    parts.append(
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#555"/>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:980px;
+color:#1f2937;line-height:1.4;padding:0 1rem}
+h1{margin-bottom:.2rem}.meta{color:#6b7280;margin-top:0}
+.cards{display:flex;gap:1rem;margin:1.2rem 0}.card{flex:1;border:1px solid #e5e7eb;border-radius:8px;
+padding:.8rem 1rem}.card b{display:block;font-size:1.6rem}
+table{border-collapse:collapse;width:100%;margin:.6rem 0 1.6rem;font-size:.9rem}
+th,td{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f9fafb}td.num{text-align:right;white-space:nowrap}.low{color:#b91c1c;font-weight:600}
+section{margin-bottom:1.5rem}code{font-size:.85rem}
+"""
+
+
+def build_report(cards: list[Scorecard], *, title: str = "Class report") -> str:
+    """The HTML page for `cards`."""
+    scores = [c.score for c in cards]
+    top = max(c.max_score for c in cards)
+    per_ex: dict[str, list[float]] = {}
+    ex_max: dict[str, float] = {}
+    tests: dict[str, dict] = {}
+    problems: list[tuple[str, str, str, str]] = []
+    for card in cards:
+        if card.status == "error":
+            problems.append((card.submission, "(whole submission)", "error", card.error or ""))
+        for ex in card.exercises:
+            per_ex.setdefault(ex.slug, []).append(ex.score)
+            ex_max[ex.slug] = ex.max_score
+            if ex.status in ("error", "timeout") and card.status != "error":
+                problems.append((card.submission, ex.slug, ex.status, ex.error or ""))
+            for t in ex.tests:
+                entry = tests.setdefault(t.id, {"runs": 0, "passed": 0, "feedback": Counter(),
+                                                "points": t.max_points, "vis": t.visibility})  # fmt: skip
+                entry["runs"] += 1
+                entry["passed"] += t.status == "passed"
+                if t.status != "passed":
+                    entry["feedback"][t.feedback[:300]] += 1
+    ranked = sorted(tests.items(), key=lambda kv: (kv[1]["passed"] / kv[1]["runs"], kv[0]))
+    mean = statistics.fmean(scores)
+    median = statistics.median(scores)
+    graded_at = sorted(c.graded_at for c in cards)
+    versions = sorted({c.grader_version for c in cards})
+    digests = sorted({c.suite_digest[:19] for c in cards})
+    reduced = sum(c.isolation == "reduced" for c in cards)
+
+    rows = []
+    for test_id, e in ranked:
+        rate = e["passed"] / e["runs"]
+        common = e["feedback"].most_common(1)
+        fb = escape(common[0][0]) if common else ""
+        rows.append(
+            f"<tr><td><code>{escape(test_id)}</code></td><td>{e['vis']}</td>"
+            f"<td class=num>{e['points']:g}</td>"
+            f"<td class='num{' low' if rate < 0.5 else ''}'>{rate:.0%}</td><td>{fb}</td></tr>"
+        )
+    problem_rows = (
+        "".join(
+            f"<tr><td>{escape(s)}</td><td>{escape(x)}</td><td>{escape(st)}</td><td>{escape(r)}</td></tr>"
+            for s, x, st, r in problems
+        )
+        or "<tr><td colspan=4>None: every submission was graded in time.</td></tr>"
+    )
+    ex_items = [(slug, statistics.fmean(v), ex_max[slug]) for slug, v in per_ex.items()]
+    worst = [(tid.split("::", 1)[-1], e["passed"] / e["runs"] * 100, 100) for tid, e in ranked[:12]]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{CSS}</style></head><body>
+<h1>{escape(title)}</h1>
+<p class="meta">{len(cards)} submissions, graded {escape(graded_at[0])} to {escape(graded_at[-1])};
+grader {escape(", ".join(versions))}; suites {escape(", ".join(digests))}
+{f"; <b>{reduced} graded with reduced isolation</b>" if reduced else ""}</p>
+<div class="cards">
+<div class="card">Mean<b>{mean:.1f} / {top:g}</b></div>
+<div class="card">Median<b>{median:.1f}</b></div>
+<div class="card">Full marks<b>{sum(s >= top for s in scores)}</b></div>
+<div class="card">Errors and timeouts<b>{len(problems)}</b></div>
+</div>
+<section><h2>Score distribution</h2>{_svg_histogram(scores, top)}</section>
+<section><h2>Mean score per exercise</h2>{_svg_bars(ex_items)}</section>
+<section><h2>What the class misses</h2>
+<p>Pass rate of the tests passed least often (percent of submissions).</p>
+{_svg_bars(worst, unit="%")}
+<table><thead><tr><th>test</th><th>visibility</th><th>points</th><th>pass rate</th>
+<th>most common feedback</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>
+<section><h2>Errors and timeouts</h2>
+<table><thead><tr><th>submission</th><th>exercise</th><th>status</th><th>reason</th></tr></thead>
+<tbody>{problem_rows}</tbody></table></section>
+</body></html>
+"""
