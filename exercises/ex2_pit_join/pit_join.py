@@ -1,0 +1,135 @@
+"""Exercise 2: a point-in-time join by hand with `pandas.merge_asof`.
+
+A training example says "user 7 did something at 2024-02-15 09:00". Its features must be the
+values the model could have seen at that moment, never values written later: a plain join on
+`user_id` would hand the model the future (time skew, also called label leakage), and the model
+would look better in training than it ever will in production.
+
+`point_in_time_join` is the heart of `get_historical_features` in a feature store. For every
+entity row (key + timestamp) it picks the newest feature row of the same key that was already
+there at that timestamp, and no older than the view's TTL. The grader checks it against Feast's
+own duckdb offline store, on the edge cases in the docstring, and on a million entity rows.
+
+Run `grade check ex2_pit_join` to grade it and `grade hint ex2_pit_join` for hints. The three
+underscore helpers are suggestions: use them, change them or delete them; the grader only calls
+`point_in_time_join`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from datetime import timedelta
+
+import pandas as pd
+
+
+def point_in_time_join(
+    entity_df: pd.DataFrame,
+    feature_df: pd.DataFrame,
+    *,
+    entity_key: str = "user_id",
+    timestamp_col: str = "event_timestamp",
+    feature_timestamp_col: str = "event_timestamp",
+    created_timestamp_col: str | None = None,
+    ttl: timedelta | None = None,
+    feature_names: Sequence[Hashable] | None = None,
+) -> pd.DataFrame:
+    """Attach to each entity row the feature values that were current at its timestamp.
+
+    Parameters:
+        entity_df: the rows to enrich (e.g. labelled training examples). Must hold the columns
+            `entity_key` and `timestamp_col`; any other columns (labels, ids) are carried along.
+        feature_df: the feature history, one row per key per point in time. Must hold
+            `entity_key`, `feature_timestamp_col`, `created_timestamp_col` (when given) and the
+            feature columns.
+        entity_key: the join key column, present in both frames.
+        timestamp_col: the entity timestamp column of `entity_df`.
+        feature_timestamp_col: the event timestamp column of `feature_df` (it may share its
+            name with `timestamp_col`).
+        created_timestamp_col: optional column of `feature_df` saying when each feature row was
+            written; it breaks ties between rows with the same key and event timestamp.
+        ttl: how old a feature row may be: None, or a `datetime.timedelta` (a `pd.Timedelta`
+            is one). None or zero means no age limit.
+        feature_names: the feature columns to attach, in this order. None means every column
+            of `feature_df` except `entity_key`, `feature_timestamp_col` and
+            `created_timestamp_col`, in frame order.
+
+    Matching: for each entity row, the candidates are the feature rows with the same key and
+    `entity_ts - ttl <= feature_ts <= entity_ts` (both bounds inclusive; no lower bound when
+    `ttl` is None or zero). The winner is the candidate with the latest `feature_ts`; ties go to
+    the latest `created_timestamp_col` (a missing created value loses) and then to the row that
+    comes last in `feature_df`. No candidate means missing feature values.
+
+    Timestamps may be naive (read as UTC) or tz-aware in any timezone (compared as instants),
+    and of any resolution; the two frames may differ. Keys are compared by value, so int64 3,
+    Int64 3 and float 3.0 are the same key; a missing key matches nothing. Entity rows with a
+    missing timestamp get missing features; feature rows with a missing key or event
+    timestamp are never picked. Neither frame needs to be sorted, and duplicate entity rows
+    each get their own output row.
+
+    Returns:
+        A new frame with one row per entity row, in the same order and with the same index as
+        `entity_df`: its columns first, unchanged in values and dtypes, then the feature
+        columns. A feature column keeps its dtype when every row found a match; otherwise it
+        gets a missing value where nothing matched, upcast the way pandas reindexing does
+        (int64 becomes float64 with NaN, bool becomes object); float, timestamp, object and
+        nullable columns (Int64, boolean, string) keep their dtype and use NaN, NaT, None or
+        <NA>. The inputs are never modified.
+
+    Raises:
+        ValueError: naming the culprit, when a required column or a name in `feature_names` is
+            missing, when `feature_names` names a column twice, when `ttl` is negative, when a
+            feature column has the same name as an `entity_df` column, or when a timestamp
+            column cannot be read as timestamps.
+        TypeError: when `ttl` is not None or a timedelta, or `feature_names` is a single string.
+
+    Must be vectorised: a million entity rows over 45,000 feature rows take seconds.
+    """
+    # TODO: check the arguments before any work (_feature_columns and _ttl_window help).
+    # TODO: code keys as ints: pd.factorize the entity keys, Index.get_indexer the feature keys.
+    # TODO: build small frames: UTC timestamp, key code and original position of each row.
+    # TODO: drop rows whose timestamp or key is missing; sort the entity rows by timestamp.
+    # TODO: sort feature rows by timestamp, created, position: the winner of a tie goes last.
+    # TODO: pd.merge_asof(..., on=<ts>, by=<key>, direction="backward", tolerance=<ttl>).
+    # TODO: matched rows back in entity order (missing if none); entity columns, then features.
+    raise NotImplementedError("point_in_time_join: see the TODOs in pit_join.py")
+
+
+def _feature_columns(
+    entity_df: pd.DataFrame,
+    feature_df: pd.DataFrame,
+    *,
+    entity_key: str,
+    timestamp_col: str,
+    feature_timestamp_col: str,
+    created_timestamp_col: str | None,
+    feature_names: Sequence[Hashable] | None,
+) -> list[Hashable]:
+    """Check the column arguments and return the feature columns to attach, in output order.
+
+    Raises `ValueError` naming the column when a required column is missing from its frame,
+    when `feature_names` names a missing column or one column twice, or when a feature column
+    has the same name as a column of `entity_df`; `TypeError` when `feature_names` is a str.
+    """
+    # TODO: raise ValueError naming any required column that its frame lacks.
+    # TODO: pick the feature columns: feature_names as given, else every other column of feature_df.
+    # TODO: raise ValueError for a feature column that is also a column of entity_df.
+    raise NotImplementedError("_feature_columns: see the TODOs in pit_join.py")
+
+
+def _ttl_window(ttl: timedelta | None) -> pd.Timedelta | None:
+    """The TTL as a positive `pd.Timedelta`, or None when there is no age limit (None or zero).
+
+    Raises `ValueError` when `ttl` is negative and `TypeError` when it is not a timedelta.
+    """
+    # TODO: None or zero -> None; negative -> ValueError; not a timedelta -> TypeError.
+    raise NotImplementedError("_ttl_window: see the TODOs in pit_join.py")
+
+
+def _utc(frame: pd.DataFrame, column: str, frame_name: str) -> pd.Series:
+    """`frame[column]` as tz-aware UTC nanosecond timestamps; naive values are read as UTC.
+
+    Raises `ValueError` naming the column when its values cannot be read as timestamps.
+    """
+    # TODO: pd.to_datetime(..., utc=True), one unit (ns); a failure -> ValueError naming the column.
+    raise NotImplementedError("_utc: see the TODOs in pit_join.py")
