@@ -318,6 +318,32 @@ def report_cmd(scorecards: tuple[Path, ...], out: Path, title: str) -> None:
     click.echo(f"Wrote {out} ({len(cards)} scorecards)")
 
 
+@cli.command("gradescope-bundle")
+@click.argument("out_zip", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--hidden-visibility",
+    type=click.Choice(["visible", "hidden", "after_due_date", "after_published"]),
+    default="after_due_date",
+    show_default=True,
+    help="When students see the hidden tests' results on Gradescope.",
+)
+@click.pass_context
+def gradescope_bundle_cmd(ctx: click.Context, out_zip: Path, hidden_visibility: str) -> None:
+    """Write a Gradescope autograder zip (setup.sh, run_autograder and the kit).
+
+    Example: grade gradescope-bundle autograder.zip
+    """
+    from grader.gradescope import BundleError, build_bundle
+
+    try:
+        count = build_bundle(_kit(ctx), out_zip, hidden_visibility=hidden_visibility)
+    except BundleError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {out_zip}: {exc.strerror}") from None
+    click.echo(f"Wrote {out_zip} ({count} files); upload it as the autograder on Gradescope")
+
+
 def _register_optional_commands() -> None:
     """Attach verbs that live in their own modules (they import lazily)."""
     from grader.quiz.command import quiz

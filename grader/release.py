@@ -34,15 +34,34 @@ class ReleaseError(Exception):
     """The release cannot be written where asked (one line, for the user)."""
 
 
-def _ignore(kit_root: Path):
+def _ignore(kit_root: Path, excluded: set[str]):
     def ignore(folder: str, names: list[str]) -> set[str]:
         rel = Path(folder).resolve().relative_to(kit_root)
-        skipped = set(shutil.ignore_patterns(*EXCLUDE_NAMES)(folder, names))
+        skipped = set(shutil.ignore_patterns(*excluded)(folder, names))
         generated = EXCLUDE_GENERATED.get(str(rel), set())
         skipped |= set(shutil.ignore_patterns(*generated)(folder, names)) if generated else set()
         return skipped
 
     return ignore
+
+
+def copy_kit_files(kit: Kit, out: Path, *, private: bool = False) -> list[Path]:
+    """Copy the kit's source files into the empty folder `out` (created).
+
+    `private=False` is the student kit; `private=True` also copies `solutions/` and the hidden
+    suites (for a Gradescope bundle, never for students). Returns the files, relative to `out`.
+    """
+    root = kit.root.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    names = (*INCLUDE, "solutions") if private else INCLUDE
+    excluded = EXCLUDE_NAMES - {"test_hidden.py"} if private else EXCLUDE_NAMES
+    for name in names:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, out / name, ignore=_ignore(root, excluded), symlinks=False)
+        elif source.is_file():
+            shutil.copy2(source, out / name)
+    return sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
 
 
 def build_release(kit: Kit, out: Path, *, force: bool = False) -> list[Path]:
@@ -58,11 +77,4 @@ def build_release(kit: Kit, out: Path, *, force: bool = False) -> list[Path]:
             if not force:
                 raise ReleaseError(f"{out} is not empty; pass --force to replace its contents")
             shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in INCLUDE:
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, out / name, ignore=_ignore(root), symlinks=False)
-        elif source.is_file():
-            shutil.copy2(source, out / name)
-    return sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    return copy_kit_files(kit, out)

@@ -158,10 +158,15 @@ class Worker:
 
     def _argv(self, in_fd: int, out_fd: int) -> list[str]:
         python = str(Path(sys.prefix) / "bin" / "python")
-        cmd = [python, "-I", "-m", "grader.worker", str(in_fd), str(out_fd), *self.preload]
+        package = Path(grader.__file__).resolve().parent
+        # -I: no PYTHONPATH, no user site, no cwd on sys.path (a shadow pandas.py stays
+        # unimported); the worker imports the very grader package this process runs.
+        boot = f"import sys; sys.path.insert(0, {str(package.parent)!r}); " + (
+            "from grader.worker import main; sys.exit(main())"
+        )
+        cmd = [python, "-I", "-c", boot, str(in_fd), str(out_fd), *self.preload]
         if not self.use_bwrap:
             return cmd
-        package = Path(grader.__file__).resolve().parent
         argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
         argv += ["--cap-drop", "ALL", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
         argv += ["--ro-bind", "/usr", "/usr"]

@@ -1,0 +1,51 @@
+"""The Gradescope bundle grades a submission laid out like /autograder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+from click.testing import CliRunner
+
+from grader.cli import cli
+
+
+def test_run_autograder_writes_results_json(lab, kit_root, tmp_path):
+    bundle = tmp_path / "autograder.zip"
+    result = CliRunner().invoke(
+        cli, ["--kit", str(kit_root), "gradescope-bundle", str(bundle), "--hidden-visibility",
+              "hidden"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+        assert {"setup.sh", "run_autograder", "kit/course.toml", "kit/grader/cli.py"} <= set(names)
+        assert any(n.startswith("kit/solutions/") for n in names)
+        archive.extractall(root / "source")
+    kit = root / "source" / "kit"
+    # setup.sh would run `grade setup`; reuse the session's generated data instead.
+    shutil.copytree(lab.data_dir, kit / "data", dirs_exist_ok=True)
+    (root / "submission" / "nested").mkdir(parents=True)
+    shutil.copy2(
+        lab.root / "solutions" / "ex2_pit_join" / "pit_join.py",
+        root / "submission" / "nested" / "pit_join.py",
+    )
+    script = root / "source" / "run_autograder"
+    script.chmod(0o755)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
+    proc = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    tests = results["tests"]
+    ex2 = [t for t in tests if t["name"].startswith("ex2_pit_join::")]
+    others = [t for t in tests if not t["name"].startswith("ex2_pit_join::")]
+    assert ex2 and all(t["status"] == "passed" for t in ex2), results
+    assert sum(t["score"] for t in ex2) == 30 == results["score"]
+    assert others and all(t["score"] == 0 for t in others)
+    visibilities = {t["visibility"] for t in tests}
+    assert "visible" in visibilities and visibilities <= {"visible", "hidden"}
