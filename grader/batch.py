@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from grader.grading import ChildGrading, GradingOptions, start_child
+from grader.grading import ChildGrading, GradingOptions, start_child, suite_digest
 from grader.kit import Kit
-from grader.scorecard import Scorecard, write_json_atomic, write_text_atomic
+from grader.scorecard import Scorecard, read_scorecard, write_json_atomic, write_text_atomic
 from grader.submission import submission_id
 
 
@@ -54,6 +54,15 @@ def find_submissions(folder: Path, out: Path) -> list[Entry]:
     if not entries:
         raise BatchError(f"{folder} holds no submissions (sub-folders or .zip files)")
     return list(entries.values())
+
+
+def current_scorecard(path: Path, digest: str) -> Scorecard | None:
+    """The scorecard at `path` if it is readable, graded, and made by the suites `digest`."""
+    try:
+        card = read_scorecard(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    return card if card.suite_digest == digest and card.status == "graded" else None
 
 
 def gradebook_csv(kit: Kit, cards: list[Scorecard]) -> str:
@@ -111,6 +120,12 @@ def summary(kit: Kit, cards: list[Scorecard], seconds: float, workers: int) -> d
     }
 
 
+def write_outputs(out: Path, card: Scorecard) -> None:
+    """A submission's scorecard and Gradescope results, each written atomically."""
+    card.write(out / f"{card.submission}.json")
+    write_json_atomic(out / f"{card.submission}.gradescope.json", card.to_gradescope())
+
+
 def run_batch(
     kit: Kit,
     folder: Path,
@@ -118,12 +133,17 @@ def run_batch(
     *,
     workers: int = 2,
     options: GradingOptions | None = None,
+    resume: bool = False,
+    scheduler: str | None = None,
     on_done: Callable[[Scorecard, int, int], None] | None = None,
 ) -> list[Scorecard]:
     """Grade every submission of `folder` into `out`; returns the scorecards by id.
 
     One bad submission never stops the batch: whatever happens to its grading process, it
-    gets a scorecard. `on_done(card, done, total)` reports progress.
+    gets a scorecard. With `resume`, a submission whose scorecard in `out` was made by the same
+    suites (equal `suite_digest`) and graded is kept, not regraded. `on_done(card, done,
+    total)` reports progress. With `scheduler`, the submissions are graded on that Dask
+    cluster instead of local child processes.
     """
     options = options or GradingOptions()
     entries = find_submissions(folder, out)
@@ -132,9 +152,55 @@ def run_batch(
     except OSError as exc:
         raise BatchError(f"cannot create the output folder {out}: {exc.strerror}") from None
     started = time.monotonic()
-    pending = list(entries)
-    running: list[ChildGrading] = []
     cards: list[Scorecard] = []
+    pending = []
+    digest = suite_digest(kit)
+    for entry in entries:
+        done = current_scorecard(out / f"{entry.id}.json", digest) if resume else None
+        if done is None:
+            pending.append(entry)
+            continue
+        cards.append(done)
+        if on_done:
+            on_done(done, len(cards), len(entries))
+
+    def finished(card: Scorecard) -> None:
+        write_outputs(out, card)
+        cards.append(card)
+        if on_done:
+            on_done(card, len(cards), len(entries))
+
+    if scheduler:
+        from grader.distributed import ClusterError, run_on_dask
+
+        try:
+            run_on_dask(kit, pending, scheduler, options, finished)
+        except ClusterError as exc:
+            raise BatchError(str(exc)) from None
+    else:
+        _run_local(kit, pending, workers, options, finished)
+    cards.sort(key=lambda c: c.submission)
+    write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards))
+    write_json_atomic(
+        out / "summary.json", summary(kit, cards, time.monotonic() - started, workers)
+    )
+    return cards
+
+
+def _run_local(
+    kit: Kit,
+    pending: list[Entry],
+    workers: int,
+    options: GradingOptions,
+    finished: Callable[[Scorecard], None],
+) -> None:
+    """Grade `pending` in forked children, at most `workers` at once."""
+    # Pay for the heavy imports once here: every forked grading child inherits them.
+    import feast  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    pending = list(pending)
+    running: list[ChildGrading] = []
     while pending or running:
         while pending and len(running) < max(1, workers):
             entry = pending.pop(0)
@@ -147,15 +213,4 @@ def run_batch(
                 child.kill()
             child.process.join()
             running.remove(child)
-            card = child.result()
-            card.write(out / f"{card.submission}.json")
-            write_json_atomic(out / f"{card.submission}.gradescope.json", card.to_gradescope())
-            cards.append(card)
-            if on_done:
-                on_done(card, len(cards), len(entries))
-    cards.sort(key=lambda c: c.submission)
-    write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards))
-    write_json_atomic(
-        out / "summary.json", summary(kit, cards, time.monotonic() - started, workers)
-    )
-    return cards
+            finished(child.result())

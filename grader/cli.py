@@ -209,6 +209,16 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Grade on an existing Dask cluster (e.g. tcp://10.0.0.5:8786) instead of locally.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep scorecards already in --out that the same suites graded; grade the rest.",
+)
+@click.option(
     "--timeout",
     "submission_timeout",
     type=click.FloatRange(min=1),
@@ -218,7 +228,9 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
 )
 @grading_options
 @click.pass_context
-def batch_cmd(ctx, submissions, out, workers, submission_timeout, call_timeout) -> None:
+def batch_cmd(
+    ctx, submissions, out, workers, scheduler, resume, submission_timeout, call_timeout
+) -> None:
     """Grade every sub-folder or .zip of SUBMISSIONS, each as one submission.
 
     Example: grade batch submissions/ --out results/ --workers 2
@@ -235,6 +247,8 @@ def batch_cmd(ctx, submissions, out, workers, submission_timeout, call_timeout) 
                 submissions,
                 out,
                 workers=workers,
+                resume=resume,
+                scheduler=scheduler,
                 options=_options(call_timeout, submission_timeout),
                 on_done=on_done,
             )

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,28 @@ class GradingOptions:
     use_bwrap: bool | None = None
     """None: use bubblewrap when it works here."""
     cache_dir: Path = field(default_factory=default_cache_dir)
+
+
+def options_to_dict(options: GradingOptions) -> dict[str, Any]:
+    """`GradingOptions` as plain JSON data (to ship to another process or machine)."""
+    return {
+        "limits": asdict(options.limits),
+        "submission_timeout_s": options.submission_timeout_s,
+        "include_hidden": options.include_hidden,
+        "use_bwrap": options.use_bwrap,
+        "cache_dir": str(options.cache_dir),
+    }
+
+
+def options_from_dict(data: dict[str, Any]) -> GradingOptions:
+    """Inverse of `options_to_dict`."""
+    return GradingOptions(
+        limits=Limits(**data["limits"]),
+        submission_timeout_s=float(data["submission_timeout_s"]),
+        include_hidden=bool(data["include_hidden"]),
+        use_bwrap=data["use_bwrap"],
+        cache_dir=Path(data["cache_dir"]),
+    )
 
 
 def suite_files(kit: Kit, slugs: list[str] | None = None, include_hidden: bool = True):

@@ -1,0 +1,121 @@
+"""Instructor tools: resumable batches, Dask batches, the class report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import free_port
+
+from grader.batch import run_batch
+from grader.cli import cli
+from grader.grading import GradingOptions
+from grader.sandbox import Limits
+
+OPTIONS = GradingOptions(limits=Limits(call_timeout_s=60), submission_timeout_s=300)
+
+
+@pytest.fixture(scope="module")
+def small_class(lab, tmp_path_factory) -> Path:
+    """Three quick submissions: the ex2 solution, a wrong ex2, and an empty one."""
+    folder = tmp_path_factory.mktemp("class") / "subs"
+    (folder / "good").mkdir(parents=True)
+    shutil.copy2(lab.root / "solutions" / "ex2_pit_join" / "pit_join.py", folder / "good")
+    (folder / "wrong").mkdir()
+    (folder / "wrong" / "pit_join.py").write_text(
+        "def point_in_time_join(entity_df, feature_df, **kwargs):\n    return entity_df.copy()\n"
+    )
+    (folder / "empty").mkdir()
+    (folder / "empty" / "notes.txt").write_text("nothing here yet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_batch(lab, small_class, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "out"
+    started = time.monotonic()
+    cards = run_batch(lab, small_class, out, workers=2, options=OPTIONS)
+    return out, cards, time.monotonic() - started
+
+
+def scores(cards) -> dict[str, list[tuple[str, float]]]:
+    return {c.submission: [(e.slug, e.score) for e in c.exercises] for c in cards}
+
+
+def test_resume_keeps_current_scorecards_and_regrades_stale_ones(lab, small_class, local_batch):
+    out, cards, _ = local_batch
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    stale = json.loads((out / "wrong.json").read_text())
+    stale["suite_digest"] = "sha256:old"
+    (out / "wrong.json").write_text(json.dumps(stale))
+    again = run_batch(lab, small_class, out, workers=2, options=OPTIONS, resume=True)
+    assert scores(again) == scores(cards)
+    assert (out / "good.json").stat().st_mtime_ns == before["good.json"]
+    assert json.loads((out / "wrong.json").read_text())["suite_digest"] != "sha256:old"
+
+
+def test_a_dask_batch_gives_the_same_scores_as_the_local_one(
+    lab, small_class, local_batch, tmp_path
+):
+    port = free_port()
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    scheduler = subprocess.Popen(
+        [*dask, "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    address = f"tcp://127.0.0.1:{port}"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1",
+         "--nthreads", "2", "--dashboard-address", ":0", "--local-directory", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        out = tmp_path / "dask-out"
+        started = time.monotonic()
+        cards = run_batch(lab, small_class, out, options=OPTIONS, scheduler=address)
+        seconds = time.monotonic() - started
+        _, local_cards, local_seconds = local_batch
+        assert scores(cards) == scores(local_cards)
+        assert {p.name for p in out.iterdir()} >= {"gradebook.csv", "summary.json", "good.json"}
+        print(f"dask batch {seconds:.1f}s vs local {local_seconds:.1f}s")
+    finally:
+        for proc in (worker, scheduler):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error(lab, small_class, tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        ["--kit", str(lab.root), "batch", str(small_class), "--out", str(tmp_path / "o"),
+         "--scheduler", f"tcp://127.0.0.1:{free_port()}"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "Dask scheduler" in result.output
+
+
+def test_the_report_shows_distribution_pass_rates_and_problems(local_batch, tmp_path):
+    out, cards, _ = local_batch
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["report", str(out), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    html = report.read_text()
+    assert html.count("<svg") >= 3 and "http://" not in html.replace("http://www.w3.org", "")
+    assert "Score distribution" in html and "What the class misses" in html
+    for card in cards:
+        assert card.submission in html or card.status == "graded"
+    # The missing exercises of "empty" and the wrong answer show up as misses.
+    assert "ex2_pit_join::" in html
+    assert "3 submissions" in html
+
+
+def test_report_rejects_a_folder_without_scorecards(tmp_path):
+    (tmp_path / "x.json").write_text("{}")
+    result = CliRunner().invoke(cli, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and "no scorecards" in result.output
