@@ -19,30 +19,13 @@ import pytest
 from grader.kit import Kit, load_kit
 from grader.repo_setup import run_setup
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
+from kit_helpers import KIT_ROOT, copy_kit, free_port, import_file  # noqa: F401
 
 
 @pytest.fixture(scope="session")
 def kit_root() -> Path:
     """The kit checkout under test."""
     return KIT_ROOT
-
-
-def copy_kit(dest: Path) -> Kit:
-    """Copy the kit (manifest, reference repo, exercises, solutions) to `dest` and load it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(KIT_ROOT / "course.toml", dest / "course.toml")
-    shutil.copytree(
-        KIT_ROOT / "feature_repo",
-        dest / "feature_repo",
-        ignore=shutil.ignore_patterns("data", "__pycache__"),
-    )
-    for folder in ("exercises", "solutions"):
-        if (KIT_ROOT / folder).is_dir():
-            shutil.copytree(
-                KIT_ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__")
-            )
-    return load_kit(dest)
 
 
 @pytest.fixture(scope="session")
@@ -57,13 +40,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Kit:
 def data_dir(lab: Kit) -> Path:
     """The generated `data/` folder of the session's lab kit (read-only for tests)."""
     return lab.data_dir
-
-
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -105,17 +81,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def import_file(path: Path, name: str | None = None):
-    """Import the Python file at `path` as a fresh module (exercise folders are not packages)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name or f"_kit_{path.stem}_{id(path)}", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

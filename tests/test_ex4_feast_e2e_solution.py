@@ -164,8 +164,9 @@ def test_write_repo_writes_a_duckdb_sqlite_repo_with_registry_and_online_store_i
 def test_write_repo_registers_the_data_path_as_an_absolute_path(
     e2e, data_dir, tmp_path, monkeypatch
 ):
-    from conftest import import_file
     from feast import FileSource
+
+    from kit_helpers import import_file
 
     monkeypatch.chdir(data_dir.parent)
     e2e.write_repo(tmp_path / "repo", Path(data_dir.name) / "user_features.parquet")

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
 
 from grader.batch import run_batch
 from grader.cli import cli
 from grader.grading import GradingOptions
 from grader.sandbox import Limits
+
+from kit_helpers import free_port
 
 OPTIONS = GradingOptions(limits=Limits(call_timeout_s=60), submission_timeout_s=300)
 

@@ -170,7 +170,7 @@ def _closed_port() -> int:
 
 
 def test_an_unwritable_data_folder_is_a_one_line_error(tmp_path):
-    from conftest import copy_kit
+    from kit_helpers import copy_kit
 
     kit = copy_kit(tmp_path / "kit")
     # A file where the data folder should be: unwritable even for root.
