@@ -7,9 +7,11 @@ so tests never touch the working tree's `data/` or registry.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,9 @@ import pytest
 
 from grader.kit import Kit, load_kit
 from grader.repo_setup import run_setup
+
+# The grader's oracle cache: private to this test session (subprocesses inherit it).
+os.environ["FSLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="fslab-test-cache-")
 
 from kit_helpers import KIT_ROOT, copy_kit, free_port, import_file  # noqa: F401
 
