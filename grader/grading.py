@@ -31,6 +31,7 @@ from grader.kit import Kit
 from grader.sandbox import Limits, bwrap_works
 from grader.scorecard import ExerciseResult, Scorecard, TestResult, write_json_atomic
 from grader.student import (
+    SharedWorker,
     StudentCrash,
     StudentError,
     StudentProblem,
@@ -117,41 +118,63 @@ class GradingContext:
     """Everything the suites may use while grading one submission."""
 
     def __init__(
-        self, kit: Kit, staged: dict[str, StagedFile], options: GradingOptions, workroot: Path
+        self,
+        kit: Kit,
+        staged: dict[str, StagedFile],
+        options: GradingOptions,
+        workroot: Path,
+        slugs: list[str] | None = None,
     ) -> None:
         self.kit = kit
+        self.slugs = slugs or [ex.slug for ex in kit.exercises]
         self.staged = staged
         self.options = options
         self.workroot = workroot
         self.deadline = time.monotonic() + options.submission_timeout_s
         self.digest = suite_digest(kit)
         self.proxies: dict[str, StudentProxy] = {}
+        self.student_worker: SharedWorker | None = None
+        self.reference_worker: SharedWorker | None = None
 
-    def _proxy(self, slug: str, staged: StagedFile, *, deadline: float | None) -> StudentProxy:
-        ex = self.kit.exercise(slug)
+    def _shared(self, folder: Path) -> SharedWorker:
+        """One sandboxed worker for every exercise module staged under `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        preload: list[str] = []
+        for ex in self.kit.exercises:
+            if ex.slug in self.slugs:
+                preload += [m for m in ex.imports if m not in preload]
+        return SharedWorker(
+            folder,
+            readonly=(self.kit.data_dir,),
+            limits=self.options.limits,
+            preload=tuple(preload),
+            use_bwrap=self.options.use_bwrap,
+        )
+
+    def _proxy(
+        self, staged: StagedFile, shared: SharedWorker, *, deadline: float | None
+    ) -> StudentProxy:
         problem = None
         if staged.status == "missing":
             problem = f"{staged.module} was not found in the submission"
         elif staged.status == "error":
             problem = staged.reason
         return StudentProxy(
-            slug,
+            staged.slug,
             staged.path,
             problem=problem,
-            readonly=(self.kit.data_dir,),
+            shared=shared,
             limits=self.options.limits,
             deadline=deadline,
-            preload=ex.imports,
-            use_bwrap=self.options.use_bwrap,
         )
 
     def student(self, slug: str) -> StudentProxy:
-        """The proxy of the submission's module for `slug`; the previous exercise's is closed."""
+        """The proxy of the submission's module for `slug` (one worker serves them all)."""
         if slug not in self.proxies:
-            for other in list(self.proxies):
-                if not other.startswith("reference:"):
-                    self.proxies.pop(other).close()
-            self.proxies[slug] = self._proxy(slug, self.staged[slug], deadline=self.deadline)
+            if self.student_worker is None:
+                self.student_worker = self._shared(self.workroot / "submission")
+            staged = self.staged[slug]
+            self.proxies[slug] = self._proxy(staged, self.student_worker, deadline=self.deadline)
         return self.proxies[slug]
 
     def reference(self, slug: str) -> StudentProxy:
@@ -167,7 +190,9 @@ class GradingContext:
                 staged = StagedFile(slug, ex.module, "ok", path=folder / ex.module)
             else:
                 staged = StagedFile(slug, ex.module, "missing")
-            self.proxies[key] = self._proxy(slug, staged, deadline=None)
+            if self.reference_worker is None:
+                self.reference_worker = self._shared(self.workroot / "reference")
+            self.proxies[key] = self._proxy(staged, self.reference_worker, deadline=None)
         return self.proxies[key]
 
     def cache_path(self, name: str) -> Path:
@@ -183,8 +208,9 @@ class GradingContext:
         return folder / name
 
     def close(self) -> None:
-        for proxy in self.proxies.values():
-            proxy.close()
+        for shared in (self.student_worker, self.reference_worker):
+            if shared is not None:
+                shared.close()
         self.proxies.clear()
 
 
@@ -334,7 +360,7 @@ def grade_submission(
                     for s in slugs
                 ],
             )  # fmt: skip
-        ctx = GradingContext(kit, staged, options, workroot)
+        ctx = GradingContext(kit, staged, options, workroot, slugs)
         _CURRENT = ctx
         try:
             files = [p for _, _, p in suite_files(kit, slugs, options.include_hidden)]

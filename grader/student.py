@@ -65,52 +65,38 @@ class CallResult:
     """The arguments as the function left them (when asked for, to detect mutation)."""
 
 
-class StudentProxy:
-    """Calls into one exercise module of one submission (or of the reference solution)."""
+class SharedWorker:
+    """One sandboxed worker shared by the exercises of a submission, restarted when it dies.
+
+    Exercises of one submission need no isolation from each other, and starting a worker
+    (importing pandas, pyarrow, Feast) is the expensive part of grading.
+    """
 
     def __init__(
         self,
-        slug: str,
-        module_file: Path | None,
+        workdir: Path,
         *,
-        problem: str | None = None,
         readonly: tuple[Path, ...] = (),
         limits: Limits | None = None,
-        deadline: float | None = None,
         preload: tuple[str, ...] = ("pandas", "pyarrow"),
         use_bwrap: bool | None = None,
     ) -> None:
-        self.slug = slug
-        self.module_file = module_file
-        self.problem = problem
+        self.workdir = workdir
         self.readonly = readonly
         self.limits = limits or Limits()
-        self.deadline = deadline
         self.preload = preload
         self.use_bwrap = use_bwrap
         self.worker: Worker | None = None
-        self.last = CallResult()
-        self.timed_out = False
+        self.loaded: set[str] = set()
+        """Modules loaded in the current worker."""
 
-    @property
-    def workdir(self) -> Path:
-        """The private folder the worker may write in (host path, same path inside)."""
-        if self.module_file is None:
-            raise SubmissionProblem(self.problem or "no module")
-        return self.module_file.parent
-
-    @property
-    def isolation(self) -> str:
-        return self.worker.isolation if self.worker else "full"
-
-    def _ensure_worker(self) -> Worker:
-        if self.problem:
-            raise SubmissionProblem(self.problem)
+    def get(self) -> Worker:
+        """The live worker, started (or restarted after a crash or timeout) when needed."""
         if self.worker is not None and self.worker.alive:
             return self.worker
-        if self.worker is not None:  # died or was killed in an earlier call: start afresh
+        if self.worker is not None:
             self.worker.close()
-        assert self.module_file is not None
+        self.loaded = set()
         worker = Worker(
             self.workdir,
             readonly=list(self.readonly),
@@ -123,12 +109,76 @@ class StudentProxy:
         except WorkerError as exc:
             raise StudentCrash(str(exc)) from None
         self.worker = worker
-        module = self.module_file.stem
-        answer, _ = self._send({"op": "load", "path": str(self.module_file), "module": module})
-        if "error" in answer:
-            err = StudentError(f"importing {self.module_file.name}", answer["error"])
-            self.problem = str(err)
+        return worker
+
+    @property
+    def isolation(self) -> str:
+        return self.worker.isolation if self.worker else "full"
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+        self.loaded = set()
+
+
+class StudentProxy:
+    """Calls into one exercise module of one submission (or of the reference solution)."""
+
+    def __init__(
+        self,
+        slug: str,
+        module_file: Path | None,
+        *,
+        problem: str | None = None,
+        shared: SharedWorker | None = None,
+        readonly: tuple[Path, ...] = (),
+        limits: Limits | None = None,
+        deadline: float | None = None,
+        preload: tuple[str, ...] = ("pandas", "pyarrow"),
+        use_bwrap: bool | None = None,
+    ) -> None:
+        self.slug = slug
+        self.module_file = module_file
+        self.module = module_file.stem if module_file else ""
+        self.problem = problem
+        self.limits = limits or Limits()
+        self.deadline = deadline
+        self.owns_worker = shared is None
+        if shared is None:
+            workdir = module_file.parent if module_file else Path(".")
+            shared = SharedWorker(
+                workdir, readonly=readonly, limits=self.limits, preload=preload,
+                use_bwrap=use_bwrap,
+            )  # fmt: skip
+        self.shared = shared
+        self.last = CallResult()
+        self.timed_out = False
+
+    @property
+    def workdir(self) -> Path:
+        """The private folder the worker may write in (host path, same path inside)."""
+        if self.module_file is None:
+            raise SubmissionProblem(self.problem or "no module")
+        return self.module_file.parent
+
+    @property
+    def isolation(self) -> str:
+        return self.shared.isolation
+
+    def _ensure_worker(self) -> Worker:
+        if self.problem:
             raise SubmissionProblem(self.problem)
+        worker = self.shared.get()
+        if self.module not in self.shared.loaded:
+            assert self.module_file is not None
+            header = {"op": "load", "path": str(self.module_file), "module": self.module}
+            answer, _ = self._send(header)
+            if "error" in answer:
+                err = StudentError(f"importing {self.module_file.name}", answer["error"])
+                self.problem = str(err)
+                raise SubmissionProblem(self.problem)
+            self.shared.loaded.add(self.module)
         return worker
 
     def _timeout(self, requested: float | None) -> float:
@@ -142,10 +192,11 @@ class StudentProxy:
         return timeout
 
     def _send(self, header: dict[str, Any], blobs: list[bytes] | None = None, timeout=None):
-        assert self.worker is not None
+        worker = self.shared.worker
+        assert worker is not None
         limit = self._timeout(timeout)
         try:
-            return self.worker.request(header, blobs, timeout=limit)
+            return worker.request(header, blobs, timeout=limit)
         except WorkerTimeout:
             self.timed_out = True
             raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
@@ -183,12 +234,17 @@ class StudentProxy:
         **kwargs: Any,
     ) -> Any:
         """Call `function(*args, **kwargs)` in the worker and return its decoded result."""
-        header = {"op": "call", "function": function, "return_args": _return_args}
+        header = {
+            "op": "call",
+            "module": self.module,
+            "function": function,
+            "return_args": _return_args,
+        }
         return self._run(header, function, args, kwargs, _timeout)
 
     def harness(self, target: str, *args: Any, _timeout: float | None = None, **kwargs: Any):
         """Run the trusted helper `grader.harness.<target>` on the module inside the worker."""
-        header = {"op": "harness", "target": target}
+        header = {"op": "harness", "module": self.module, "target": target}
         return self._run(header, target.partition(":")[2], args, kwargs, _timeout)
 
     def __getattr__(self, name: str) -> Any:
@@ -197,6 +253,6 @@ class StudentProxy:
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
     def close(self) -> None:
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
+        """Stop the worker if this proxy owns it (a shared one is closed by its owner)."""
+        if self.owns_worker:
+            self.shared.close()

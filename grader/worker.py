@@ -1,4 +1,4 @@
-"""The sandboxed worker: loads one student module and runs calls on it, answering with data.
+"""The sandboxed worker: loads a submission's modules and runs calls on them, answering with data.
 
 Started by `grader.sandbox` as `python -I -m grader.worker IN_FD OUT_FD` inside bubblewrap.
 Everything here runs next to untrusted code, so nothing here is trusted by the grader: it
@@ -6,8 +6,9 @@ only ever gets back data (see `grader.protocol`), which it checks itself.
 
 Requests (JSON header, plus blobs):
   {"op": "load", "path": str, "module": str}
-  {"op": "call", "function": str, "args": [...], "kwargs": {...}, "return_args": bool}
-  {"op": "harness", "target": "module:function", "args": [...], "kwargs": {...}}
+  {"op": "call", "module": str, "function": str, "args": [...], "kwargs": {...},
+   "return_args": bool}
+  {"op": "harness", "module": str, "target": "module:function", "args": [...], "kwargs": {...}}
       runs trusted helper code from `grader.harness` on the student module (for Feast objects,
       which must be turned into data inside the sandbox).
   {"op": "exit"}
@@ -73,9 +74,11 @@ def describe_error(exc: BaseException, module_file: str | None) -> dict[str, Any
 
 
 class Worker:
+    """Holds the loaded student modules (one per exercise) and runs requests on them."""
+
     def __init__(self) -> None:
-        self.module: ModuleType | None = None
-        self.module_file: str | None = None
+        self.modules: dict[str, ModuleType] = {}
+        self.files: dict[str, str] = {}
 
     def load(self, path: str, name: str) -> None:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -83,12 +86,13 @@ class Worker:
             raise ImportError(f"cannot import {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        self.module_file = path
+        self.files[name] = path
         spec.loader.exec_module(module)
-        self.module = module
+        self.modules[name] = module
 
     def handle(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict, list[bytes]]:
         op = header.get("op")
+        name = str(header.get("module", ""))
         out, err = BoundedText(), BoundedText()
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
@@ -101,21 +105,21 @@ class Worker:
             else:
                 args = decode(header.get("args", []), blobs)
                 kwargs = decode(header.get("kwargs", {}), blobs)
+                if name not in self.modules:
+                    raise RuntimeError(f"module {name!r} is not loaded")
                 if op == "call":
-                    if self.module is None:
-                        raise RuntimeError("no module loaded")
-                    function = getattr(self.module, str(header["function"]))
+                    function = getattr(self.modules[name], str(header["function"]))
                     value = function(*args, **kwargs)
                 elif op == "harness":
                     mod_name, _, fn_name = str(header["target"]).partition(":")
                     helper = importlib.import_module(f"grader.harness.{mod_name}")
-                    value = getattr(helper, fn_name)(self.module, *args, **kwargs)
+                    value = getattr(helper, fn_name)(self.modules[name], *args, **kwargs)
                 else:
                     raise ValueError(f"unknown op {op!r}")
             elapsed = time.perf_counter() - started
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything
             sys.stdout, sys.stderr = saved
-            error = describe_error(exc, self.module_file)
+            error = describe_error(exc, self.files.get(name))
             return {"error": error, "stdout": out.getvalue(), "stderr": err.getvalue()}, []
         finally:
             sys.stdout, sys.stderr = saved
