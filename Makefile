@@ -12,6 +12,7 @@ help:
 	@echo "make test     run the kit's own test suite"
 	@echo "make install  create .venv and install the kit (and bubblewrap, redis-server when root)"
 	@echo "make lint     ruff lint and format check"
+	@echo "make bench    the grader's speed figures (JSON lines)"
 
 install: $(STAMP) system-packages
 
@@ -31,6 +32,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/grade bench
 
 lint: install
 	$(BIN)/ruff check grader tests exercises solutions feature_repo

@@ -358,6 +358,21 @@ def gradescope_bundle_cmd(ctx: click.Context, out_zip: Path, hidden_visibility: 
     click.echo(f"Wrote {out_zip} ({count} files); upload it as the autograder on Gradescope")
 
 
+@cli.command("bench")
+@click.option("--quick", is_flag=True, help="Smaller inputs (a smoke run, not the real figures).")
+@click.pass_context
+def bench_cmd(ctx: click.Context, quick: bool) -> None:
+    """Print the grader's speed figures as JSON lines (ratios measured in one run).
+
+    Example: grade bench
+    """
+    import json
+
+    from grader.bench import run_bench
+
+    run_bench(_kit(ctx), lambda figure: click.echo(json.dumps(figure)), quick=quick)
+
+
 def _register_optional_commands() -> None:
     """Attach verbs that live in their own modules (they import lazily)."""
     from grader.quiz.command import quiz

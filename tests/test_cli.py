@@ -12,7 +12,10 @@ from click.testing import CliRunner
 from grader.cli import cli
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
-VERBS = ["check", "list", "hint", "setup", "quiz", "batch", "verify", "release"]
+VERBS = [
+    "check", "list", "hint", "setup", "quiz", "batch", "verify", "release", "report",
+    "gradescope-bundle", "bench",
+]  # fmt: skip
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -1,0 +1,229 @@
+"""`grade bench` / `make bench`: the speed figures of issue "fast grading", one JSON line each.
+
+Every figure is a ratio of two timings taken in the same run on the same machine, so machine
+noise mostly cancels; the raw seconds are printed too. Benchmarks are not tests: nothing here
+asserts, and `make test` does not run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+
+from grader.kit import Kit
+from grader.repo_setup import REDIS_ENV, open_store, run_setup
+
+TARGETS = {
+    "batch_per_submission_vs_import_feast": 0.75,
+    "check_ex2_vs_import_feast": 1.0,
+    "pit_join_1m_vs_feast_duckdb": 0.2,
+    "batch_peak_memory_gib": 4.0,
+}
+
+
+def _wall(cmd: list[str], cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def import_feast_seconds() -> float:
+    """Wall time of `python -c "import feast"` (best of two, to skip a cold disk cache)."""
+    return min(_wall([sys.executable, "-c", "import feast"]) for _ in range(2))
+
+
+class PeakMemory(threading.Thread):
+    """Samples the summed RSS of this process and all its descendants."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.peak, self.stop = interval, 0, threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self.stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+
+def line(name: str, value: float, **raw: float) -> dict:
+    """One figure: its value, its target (where it has one) and the raw timings."""
+    target = TARGETS.get(name)
+    out = {"figure": name, "value": round(value, 4)}
+    if target is not None:
+        out |= {"target": target, "met": value <= target}
+    out["raw"] = {k: round(v, 4) for k, v in raw.items()}
+    return out
+
+
+def bench_batch(kit: Kit, import_s: float, copies: int = 12) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="fslab-bench-") as tmp:
+        subs = Path(tmp) / "subs"
+        for i in range(copies):
+            shutil.copytree(kit.root / "solutions", subs / f"copy{i:02d}")
+        out = Path(tmp) / "out"
+        memory = PeakMemory()
+        memory.start()
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "grader.cli", "--kit", str(kit.root), "batch", str(subs),
+             "--out", str(out), "--workers", "2"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        memory.stop.set()
+        memory.join()
+        scores = [json.loads(p.read_text())["score"] for p in out.glob("copy*.json")]
+    per = seconds / copies
+    return [
+        line("batch_per_submission_vs_import_feast", per / import_s, batch_s=seconds,
+             per_submission_s=per, import_feast_s=import_s, all_full_marks=float(
+                 all(s == kit.total_points for s in scores))),
+        line("batch_peak_memory_gib", memory.peak / 2**30),
+    ]  # fmt: skip
+
+
+def bench_check(kit: Kit, import_s: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds = _wall(
+            [sys.executable, "-m", "grader.cli", "--kit", str(kit.root), "check", "ex2_pit_join",
+             "--submission", str(kit.root / "solutions"), "--json", str(Path(tmp) / "s.json")],
+        )  # fmt: skip
+    return line("check_ex2_vs_import_feast", seconds / import_s, check_s=seconds,
+                import_feast_s=import_s)  # fmt: skip
+
+
+def _entity_frame(kit: Kit, rows: int):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 520, rows),
+            "event_timestamp": start + pd.to_timedelta(rng.integers(0, 95 * 86_400, rows), "s"),
+        }
+    )
+
+
+def bench_pit_join(kit: Kit, rows: int = 1_000_000) -> list[dict]:
+    import importlib.util
+
+    import pandas as pd
+
+    path = kit.root / "solutions" / "ex2_pit_join" / "pit_join.py"
+    spec = importlib.util.spec_from_file_location("bench_pit_join", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    entity = _entity_frame(kit, rows)
+    features = pd.read_parquet(kit.data_dir / "user_features.parquet")
+    names = ["daily_spend", "num_sessions", "avg_session_duration_min", "items_viewed",
+             "items_purchased", "is_premium"]  # fmt: skip
+    started = time.perf_counter()
+    module.point_in_time_join(entity, features, ttl=pd.Timedelta(days=7), feature_names=names)
+    ours = time.perf_counter() - started
+    store = open_store(kit)
+    refs = [f"user_activity:{n}" for n in names]
+    started = time.perf_counter()
+    store.get_historical_features(entity_df=entity, features=refs).to_df()
+    feast_s = time.perf_counter() - started
+    small = _entity_frame(kit, 100_000)
+    started = time.perf_counter()
+    store.get_historical_features(entity_df=small, features=refs).to_df()
+    hist_s = time.perf_counter() - started
+    return [
+        line("pit_join_1m_vs_feast_duckdb", ours / feast_s, reference_s=ours, feast_s=feast_s),
+        line("historical_retrieval_100k_rows_s", hist_s),
+    ]
+
+
+def _latencies(get: Callable[[], object], n: int = 1000) -> tuple[float, float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        get()
+        samples.append((time.perf_counter() - started) * 1000)
+    q = statistics.quantiles(samples, n=100)
+    return q[49], q[98]
+
+
+@contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A throw-away redis-server on a free loopback port, or None where it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def bench_online(kit: Kit) -> list[dict]:
+    refs = ["user_activity:daily_spend", "user_activity:num_sessions"]
+    out = []
+    store = open_store(kit)
+    p50, p99 = _latencies(lambda: store.get_online_features(refs, [{"user_id": 7}]).to_dict())
+    out.append(line("online_lookup_sqlite_ms", p50, p50_ms=p50, p99_ms=p99))
+    with redis_server() as address:
+        if address:
+            os.environ[REDIS_ENV] = address
+            with redirect_stdout(sys.stderr):
+                run_setup(kit, online="redis", echo=lambda _l: None)
+            rstore = open_store(kit, "redis")
+            p50, p99 = _latencies(
+                lambda: rstore.get_online_features(refs, [{"user_id": 7}]).to_dict()
+            )
+            out.append(line("online_lookup_redis_ms", p50, p50_ms=p50, p99_ms=p99))
+    return out
+
+
+def run_bench(kit: Kit, emit: Callable[[dict], None], *, quick: bool = False) -> None:
+    """Measure every figure and `emit` each as soon as it is known."""
+    with redirect_stdout(sys.stderr):  # Feast prints materialization progress
+        run_setup(kit, echo=lambda _l: None)
+    import_s = import_feast_seconds()
+    emit(line("import_feast_s", import_s))
+    emit(bench_check(kit, import_s))
+    for figure in bench_pit_join(kit, 200_000 if quick else 1_000_000):
+        emit(figure)
+    for figure in bench_online(kit):
+        emit(figure)
+    for figure in bench_batch(kit, import_s, copies=4 if quick else 12):
+        emit(figure)
