@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import os
 import sys
 import time
 import traceback
@@ -107,6 +108,8 @@ class Worker:
                 kwargs = decode(header.get("kwargs", {}), blobs)
                 if name not in self.modules:
                     raise RuntimeError(f"module {name!r} is not loaded")
+                # Relative paths in student code resolve against its exercise's own folder.
+                os.chdir(os.path.dirname(self.files[name]))
                 if op == "call":
                     function = getattr(self.modules[name], str(header["function"]))
                     value = function(*args, **kwargs)

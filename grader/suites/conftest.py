@@ -14,7 +14,7 @@ def _slug(request: pytest.FixtureRequest) -> str:
     return Path(str(request.node.fspath)).parent.name
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def grading() -> GradingContext:
     """The context of the submission being graded: kit, options, oracle cache."""
     return current()

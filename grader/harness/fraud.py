@@ -1,0 +1,275 @@
+"""Harness of ex1_fraud_design: apply a student's Feast objects and read them back as data.
+
+Two halves:
+
+* `apply_definitions`, `historical`: run INSIDE the sandboxed worker, next to the student's
+  module (`function(student_module, ...)`). Feast objects cannot leave the worker, so they
+  return the registry file's bytes and plain frames.
+* `read_registry`, `applied_registry`: run on the TRUSTED side (the suites). They parse the
+  registry bytes with the protobuf classes only (never `from_proto`: an on-demand view carries
+  dill-pickled student code) and return plain dicts for the suites to judge.
+
+Nothing here imports feast at module level: the worker pays for it once, in its preload.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+PROJECT = "fraud"
+SERVICE = "fraud_detection_v1"
+ODFV = "transaction_risk"
+RATIO = "amount_to_avg_7d_ratio"
+USER_FILE = "user_txn_stats.parquet"
+MERCHANT_FILE = "merchant_stats.parquet"
+#: Feature -> kind ("int": Int64 only; "float": Float32 or Float64), per source file.
+USER_FEATURES = {
+    "txn_count_1h": "int",
+    "txn_count_24h": "int",
+    "distinct_merchants_24h": "int",
+    "txn_amount_sum_1h": "float",
+    "avg_amount_7d": "float",
+}
+MERCHANT_FEATURES = {
+    "chargeback_rate_30d": "float",
+    "avg_ticket_30d": "float",
+    "txn_count_7d": "int",
+    "is_high_risk": "int",
+}
+FEATURES_OF_FILE = {USER_FILE: USER_FEATURES, MERCHANT_FILE: MERCHANT_FEATURES}
+KEY_OF_FILE = {USER_FILE: "user_id", MERCHANT_FILE: "merchant_id"}
+
+CONFIG = f"""\
+project: {PROJECT}
+provider: local
+registry: registry.db
+online_store:
+  type: sqlite
+  path: online_store.db
+offline_store:
+  type: duckdb
+entity_key_serialization_version: 3
+"""
+
+
+# ------------------------------------------------------------------ inside the worker
+
+
+def apply_definitions(
+    module: Any, data_dir: str, repo_dir: str, cwd: str | None = None
+) -> dict[str, Any]:
+    """`FeatureStore.apply(module.build_definitions(Path(data_dir)))` into a new empty repo.
+
+    `cwd`: the current directory while build_definitions runs (a relative `data_dir` is
+    relative to it). Returns `{"registry": <registry file bytes>, "object_types": [names]}`.
+    """
+    before = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        objects = module.build_definitions(Path(data_dir))
+    finally:
+        os.chdir(before)
+    if not isinstance(objects, list | tuple):
+        raise TypeError(
+            f"build_definitions returned a {type(objects).__name__}, expected a list of "
+            "Feast objects"
+        )
+    objects = list(objects)
+    types = [type(o).__name__ for o in objects]
+    repo = Path(repo_dir)
+    if repo.exists() and any(repo.iterdir()):
+        raise RuntimeError(f"grader error: {repo} is not empty")
+    repo.mkdir(parents=True, exist_ok=True)
+    (repo / "feature_store.yaml").write_text(CONFIG, encoding="utf-8")
+
+    from feast import FeatureStore
+
+    try:
+        FeatureStore(repo_path=str(repo)).apply(objects)
+    except Exception as exc:  # noqa: BLE001 - the learner needs Feast's reason, whatever it is
+        raise RuntimeError(
+            f"FeatureStore.apply of the {len(objects)} objects it returned ({', '.join(types)}) "
+            f"into an empty repo failed with {type(exc).__name__}: {exc}"
+        ) from None
+    registry = repo / "registry.db"
+    return {"registry": registry.read_bytes() if registry.is_file() else b"", "object_types": types}
+
+
+def historical(
+    module: Any, repo_dir: str, entity_df: Any, features: list[str] | None = None
+) -> Any:
+    """The training frame of `entity_df` from the applied repo (duckdb offline store).
+
+    `features` None means the feature service `fraud_detection_v1`; otherwise Feast feature
+    references such as `"transaction_risk:amount_to_avg_7d_ratio"`.
+    """
+    from feast import FeatureStore
+
+    store = FeatureStore(repo_path=str(repo_dir))
+    wanted: Any = store.get_feature_service(SERVICE) if features is None else list(features)
+    frame = store.get_historical_features(entity_df=entity_df, features=wanted).to_df()
+    return frame.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ on the trusted side
+
+
+def read_registry(data: bytes) -> dict[str, Any]:
+    """Plain data from registry protobuf bytes (no user code runs: protobuf parsing only).
+
+    Raises `ValueError` when the bytes are not a registry.
+    """
+    from feast.protos.feast.core.Registry_pb2 import Registry
+    from feast.protos.feast.types.Value_pb2 import ValueType
+    from google.protobuf.message import DecodeError
+
+    if not isinstance(data, bytes) or not data:
+        raise ValueError("the registry file is missing or empty")
+    try:
+        registry = Registry.FromString(data)
+    except DecodeError as exc:
+        raise ValueError(f"the registry file is not a Feast registry: {exc}") from None
+
+    def type_name(value: int) -> str:
+        try:
+            return ValueType.Enum.Name(value)
+        except ValueError:
+            return str(value)
+
+    entities = {}
+    for entity in registry.entities:
+        spec = entity.spec
+        entities[spec.name] = {
+            "name": spec.name,
+            "join_key": spec.join_key,
+            "value_type": type_name(spec.value_type),
+        }
+
+    def source(proto: Any) -> dict[str, Any]:
+        return {
+            "name": proto.name,
+            "kind": proto.WhichOneof("options") or "",
+            "uri": proto.file_options.uri,
+            "timestamp_field": proto.timestamp_field,
+            "created_timestamp_column": proto.created_timestamp_column,
+            "field_mapping": dict(proto.field_mapping),
+        }
+
+    views = []
+    for view in registry.feature_views:
+        spec = view.spec
+        views.append(
+            {
+                "name": spec.name,
+                "entities": list(spec.entities),
+                "join_keys": sorted(
+                    entities[e]["join_key"] if e in entities else e for e in spec.entities
+                ),
+                "entity_columns": [c.name for c in spec.entity_columns],
+                "features": {f.name: type_name(f.value_type) for f in spec.features},
+                "ttl_seconds": spec.ttl.seconds + spec.ttl.nanos / 1e9,
+                "online": bool(spec.online),
+                "description": spec.description,
+                "tags": dict(spec.tags),
+                "owner": spec.owner,
+                "source": source(spec.batch_source),
+                "file": Path(spec.batch_source.file_options.uri).name,
+            }
+        )
+
+    services = []
+    for service in registry.feature_services:
+        spec = service.spec
+        services.append(
+            {
+                "name": spec.name,
+                "features": [
+                    (p.feature_view_name_alias or p.feature_view_name, c.name)
+                    for p in spec.features
+                    for c in p.feature_columns
+                ],
+            }
+        )
+
+    odfvs = []
+    for odfv in registry.on_demand_feature_views:
+        spec = odfv.spec
+        request_fields: dict[str, str] = {}
+        inputs: list[tuple[str, str]] = []
+        for src in spec.sources.values():
+            kind = src.WhichOneof("source")
+            if kind == "request_data_source":
+                for field in src.request_data_source.request_data_options.schema:
+                    request_fields[field.name] = type_name(field.value_type)
+            elif kind == "feature_view":
+                fv = src.feature_view.spec
+                inputs += [(fv.name, f.name) for f in fv.features]
+            elif kind == "feature_view_projection":
+                proj = src.feature_view_projection
+                inputs += [(proj.feature_view_name, c.name) for c in proj.feature_columns]
+        odfvs.append(
+            {
+                "name": spec.name,
+                "features": {f.name: type_name(f.value_type) for f in spec.features},
+                "request_fields": request_fields,
+                "inputs": inputs,
+                "mode": spec.mode,
+            }
+        )
+
+    return {
+        "entities": sorted(entities.values(), key=lambda e: e["name"]),
+        "feature_views": sorted(views, key=lambda v: v["name"]),
+        "feature_services": sorted(services, key=lambda s: s["name"]),
+        "on_demand_feature_views": sorted(odfvs, key=lambda o: o["name"]),
+        "data_sources": sorted(s.name for s in registry.data_sources),
+    }
+
+
+APPLIED = "Applied build_definitions(data_dir) into an empty Feast repo"
+
+
+def applied_registry(
+    student: Any, data_dir: Any, folder: str, cwd: Path | None = None
+) -> dict[str, Any]:
+    """Apply the student's objects into `student.workdir / folder` and summarize the registry.
+
+    Trusted side. Raises `AssertionError` with a learner-facing message when build_definitions
+    or the apply fails (timeouts and crashes pass through as they are).
+    """
+    from grader.student import StudentError
+
+    repo = student.workdir / folder
+    try:
+        out = student.harness(
+            "fraud:apply_definitions",
+            str(data_dir),
+            str(repo),
+            None if cwd is None else str(cwd),
+            _timeout=120,
+        )
+    except StudentError as exc:
+        if exc.not_implemented:
+            raise AssertionError(
+                "Not done yet: build_definitions still raises NotImplementedError."
+            ) from None
+        where = f" ({exc.where})" if exc.where else ""
+        raise AssertionError(
+            f"{APPLIED}: it failed with {exc.type_name}: {exc.message}{where}. Every check reads "
+            "that registry, so this comes first: return every object you use (entities, "
+            "sources, views, services) and nothing that needs anything else registered."
+        ) from None
+    if not isinstance(out, dict) or not isinstance(out.get("registry"), bytes):
+        raise AssertionError(f"{APPLIED}: the grader got no registry back.")
+    try:
+        summary = read_registry(out["registry"])
+    except ValueError as exc:
+        raise AssertionError(f"{APPLIED}: {exc}.") from None
+    types = out.get("object_types")
+    summary["object_types"] = [str(t) for t in types] if isinstance(types, list) else []
+    # Feast registers a placeholder entity of its own for views without entities.
+    summary["entities"] = [e for e in summary["entities"] if not e["name"].startswith("__dummy")]
+    return summary

@@ -1,0 +1,231 @@
+"""ex1_fraud_design, public tests: what the registry holds after applying your objects.
+
+The grader calls `build_definitions(data_dir)` in the sandbox, applies the objects it returns
+with `FeatureStore.apply` into an EMPTY repo (SQLite online store, duckdb offline store) and
+reads the registry file back. Every test below judges what ended up in that registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.harness.fraud import (
+    APPLIED,
+    FEATURES_OF_FILE,
+    KEY_OF_FILE,
+    MERCHANT_FILE,
+    SERVICE,
+    USER_FILE,
+    applied_registry,
+)
+
+ALLOWED_TYPES = {"int": {"INT64"}, "float": {"FLOAT", "DOUBLE"}}
+TYPE_WORDS = {"int": "Int64", "float": "Float32 or Float64"}
+HOUR, DAY = 3600, 86400
+TTL_RANGES = {USER_FILE: (HOUR, 2 * DAY), MERCHANT_FILE: (DAY, 30 * DAY)}
+TTL_WORDS = {USER_FILE: "1 hour and 2 days", MERCHANT_FILE: "1 day and 30 days"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(grading) -> Path:
+    """The kit's data folder (the shared session-scoped fixture cannot use `grading`)."""
+    return grading.kit.data_dir
+
+
+@pytest.fixture(scope="module")
+def registry(student, data_dir) -> dict:
+    return applied_registry(student, data_dir, "repo_public")
+
+
+def some_views(registry: dict) -> list[dict]:
+    views = registry["feature_views"]
+    assert views, (
+        f"{APPLIED}: the registry holds no feature view, expected one over {USER_FILE} and "
+        f"one over {MERCHANT_FILE} (your list held: {', '.join(registry['object_types']) or '-'})."
+    )
+    return views
+
+
+def _names(kind: str, names) -> str:
+    names = sorted(names)
+    return f"the {kind}s {names}" if names else f"no {kind}"
+
+
+def describe(view: dict) -> str:
+    return f"feature view {view['name']!r}"
+
+
+# Criterion 1 ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_the_objects_apply_into_an_empty_repo_and_fill_its_registry(registry):
+    kinds = registry["object_types"]
+    have = {
+        "entities": len(registry["entities"]),
+        "feature views": len(registry["feature_views"]),
+    }
+    assert all(have.values()), (
+        f"{APPLIED}: it worked, but the registry then holds "
+        + " and ".join(f"{n} {k}" for k, n in have.items())
+        + f" (your list held: {', '.join(kinds) or 'nothing'}). Expected the entities and the "
+        "feature views: FeatureStore.apply registers exactly the objects in the list you return."
+    )
+
+
+# Criterion 2 ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_entities_join_on_user_id_and_merchant_id_with_int64_values(registry):
+    found = {e["join_key"]: e for e in registry["entities"]}
+    listed = ", ".join(f"{e['name']} (join key {e['join_key']})" for e in registry["entities"])
+    for key in ("user_id", "merchant_id"):
+        assert key in found, (
+            f"{APPLIED}: the registry holds the entities [{listed or 'none at all'}]; expected one "
+            f"with join key {key!r}, because the stats files are keyed by {key}."
+        )
+        assert found[key]["value_type"] == "INT64", (
+            f"{APPLIED}: the entity joining on {key!r} has value type "
+            f"{found[key]['value_type']}, expected INT64 (value_type=ValueType.INT64), "
+            f"because {key} is an int64 column."
+        )
+
+
+# Criterion 3 ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_every_view_reads_a_stats_file_with_event_and_created_timestamps(registry, data_dir):
+    for view in some_views(registry):
+        source = view["source"]
+        assert source["kind"] == "file_options", (
+            f"{APPLIED}: {describe(view)} reads a {source['kind'] or 'missing'} source, expected "
+            "a FileSource over one of the fraud parquet files."
+        )
+        uri = source["uri"]
+        assert view["file"] in FEATURES_OF_FILE, (
+            f"{APPLIED}: {describe(view)} reads {uri!r}, expected "
+            f"{data_dir / 'fraud' / USER_FILE} or {data_dir / 'fraud' / MERCHANT_FILE}."
+        )
+        wanted = data_dir / "fraud" / view["file"]
+        assert Path(uri).is_absolute() and Path(uri).resolve() == wanted.resolve(), (
+            f"{APPLIED}: {describe(view)} reads the path {uri!r}, expected the absolute path "
+            f"{str(wanted)!r}, because the duckdb offline store reads a relative path from the "
+            "current directory, not from the repo: build it from data_dir."
+        )
+        assert source["timestamp_field"] == "event_timestamp", (
+            f"{APPLIED}: the source of {describe(view)} has timestamp_field="
+            f"{source['timestamp_field']!r}, expected 'event_timestamp', because that is when "
+            "each snapshot's values became true."
+        )
+        assert source["created_timestamp_column"] == "created", (
+            f"{APPLIED}: the source of {describe(view)} has created_timestamp_column="
+            f"{source['created_timestamp_column']!r}, expected 'created', because restated "
+            "snapshots share their event_timestamp and only `created` says which is current."
+        )
+
+
+# Criterion 4 ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_the_views_expose_all_nine_features_with_their_types(registry):
+    views = some_views(registry)
+    for file_name, features in FEATURES_OF_FILE.items():
+        typed = {}
+        for view in views:
+            if view["file"] == file_name:
+                typed.update({name: (view, vt) for name, vt in view["features"].items()})
+        missing = [name for name in features if name not in typed]
+        assert not missing, (
+            f"{APPLIED}: no view over {file_name} has the feature(s) {missing}; expected all "
+            f"of {list(features)} under their column names."
+        )
+        for name, kind in features.items():
+            view, value_type = typed[name]
+            assert value_type in ALLOWED_TYPES[kind], (
+                f"{APPLIED}: {describe(view)} types {name!r} as {value_type}, expected "
+                f"{TYPE_WORDS[kind]}, because {'counts and flags are whole numbers' if kind == 'int' else 'amounts and rates are fractional'}."  # noqa: E501
+            )
+
+
+# Criterion 5 ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_ttls_fit_how_often_the_snapshots_are_written(registry):
+    for view in some_views(registry):
+        if view["file"] not in TTL_RANGES:
+            continue  # judged by the source test
+        low, high = TTL_RANGES[view["file"]]
+        ttl = view["ttl_seconds"]
+        assert ttl > 0, (
+            f"{APPLIED}: {describe(view)} over {view['file']} has ttl 0, which serves a snapshot "
+            f"of any age; expected a ttl between {TTL_WORDS[view['file']]}."
+        )
+        assert low <= ttl <= high, (
+            f"{APPLIED}: {describe(view)} over {view['file']} has a ttl of {_duration(ttl)}, "
+            f"expected between {TTL_WORDS[view['file']]}, because "
+            + (
+                "user snapshots are written every hour: shorter drops good values, longer "
+                "serves hour-window counts that are long out of date."
+                if view["file"] == USER_FILE
+                else "merchant snapshots are written daily: shorter than a day leaves gaps, "
+                "longer than 30 days serves stale risk figures."
+            )
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds % DAY == 0:
+        return f"{seconds / DAY:g} day(s)"
+    if seconds % HOUR == 0:
+        return f"{seconds / HOUR:g} hour(s)"
+    return f"{seconds:g} seconds"
+
+
+# Criterion 6 ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_every_view_is_online_with_a_description_and_an_owner_tag(registry):
+    for view in some_views(registry):
+        assert view["online"], (
+            f"{APPLIED}: {describe(view)} has online=False, expected online=True, because the "
+            "fraud model reads these features at payment time from the online store."
+        )
+        assert view["description"].strip(), (
+            f"{APPLIED}: {describe(view)} has no description, expected a non-empty one: the "
+            "registry is the catalogue other teams read."
+        )
+        owner = str(view["tags"].get("owner", "")).strip()
+        field = (
+            f" (owner={view['owner']!r} is set, but as a field, not a tag)" if view["owner"] else ""
+        )
+        assert owner, (
+            f"{APPLIED}: {describe(view)} has the tags {view['tags']}{field}, expected an "
+            "'owner' tag (tags={'owner': ...}) so that people know whom to ask."
+        )
+
+
+# Criterion 7 ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_fraud_detection_v1_serves_all_nine_features(registry):
+    services = {s["name"]: s for s in registry["feature_services"]}
+    assert SERVICE in services, (
+        f"{APPLIED}: the registry holds {_names('feature service', services)}, expected "
+        f"one named {SERVICE!r}: the model asks for its features by that name."
+    )
+    served = {feature for _, feature in services[SERVICE]["features"]}
+    wanted = [*FEATURES_OF_FILE[USER_FILE], *FEATURES_OF_FILE[MERCHANT_FILE]]
+    missing = [f for f in wanted if f not in served]
+    assert not missing, (
+        f"{APPLIED}: the service {SERVICE!r} serves {sorted(served)}, which lacks {missing}; "
+        f"expected all nine features of both views (user features keyed by "
+        f"{KEY_OF_FILE[USER_FILE]}, merchant features keyed by {KEY_OF_FILE[MERCHANT_FILE]})."
+    )
