@@ -111,6 +111,48 @@ def _read(path: Path) -> str:
         return ""
 
 
+def python_command(module: str, *args: str) -> list[str]:
+    """Run `module.main()` with this Python in isolated mode (-I: no PYTHONPATH, no user
+    site, no cwd on sys.path, so a shadow pandas.py stays unimported), importing the very
+    grader package this process runs."""
+    python = str(Path(sys.prefix) / "bin" / "python")
+    package = Path(grader.__file__).resolve().parent
+    boot = f"import sys; sys.path.insert(0, {str(package.parent)!r}); " + (
+        f"from {module} import main; sys.exit(main())"
+    )
+    return [python, "-I", "-c", boot, *args]
+
+
+def bwrap_prefix(writable: Path, readonly: list[Path], *, caps: list[str]) -> list[str]:
+    """bubblewrap arguments: a fresh view holding /usr, Python, the grader package without its
+    suites, `readonly` folders, and one `writable` folder (the cwd); no network."""
+    package = Path(grader.__file__).resolve().parent
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", *caps]
+    argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        target = Path("/") / link
+        if target.is_symlink():
+            argv += ["--symlink", os.readlink(target), str(target)]
+        elif target.is_dir():
+            argv += ["--ro-bind", str(target), str(target)]
+    for etc in ("/etc/localtime", "/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache"):
+        if Path(etc).exists():
+            argv += ["--ro-bind", etc, etc]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for root in _python_roots():
+        argv += ["--ro-bind", str(root), str(root)]
+    # The grader package is importable, but its suites (hidden tests) are not there.
+    argv += ["--ro-bind", str(package), str(package)]
+    if (package / "suites").is_dir():
+        argv += ["--tmpfs", str(package / "suites")]
+    for path in readonly:
+        argv += ["--ro-bind", str(path), str(path)]
+    argv += ["--bind", str(writable), str(writable), "--chdir", str(writable)]
+    # The sandbox's own root (mount points only) becomes read-only too.
+    return argv + ["--remount-ro", "/"]
+
+
 class _Drain(threading.Thread):
     """Reads a pipe to its end, keeping the first `limit` bytes, so the writer never blocks."""
 
@@ -157,41 +199,10 @@ class Worker:
     # -- life cycle ---------------------------------------------------------------------------
 
     def _argv(self, in_fd: int, out_fd: int) -> list[str]:
-        python = str(Path(sys.prefix) / "bin" / "python")
-        package = Path(grader.__file__).resolve().parent
-        # -I: no PYTHONPATH, no user site, no cwd on sys.path (a shadow pandas.py stays
-        # unimported); the worker imports the very grader package this process runs.
-        boot = f"import sys; sys.path.insert(0, {str(package.parent)!r}); " + (
-            "from grader.worker import main; sys.exit(main())"
-        )
-        cmd = [python, "-I", "-c", boot, str(in_fd), str(out_fd), *self.preload]
+        cmd = python_command("grader.worker", str(in_fd), str(out_fd), *self.preload)
         if not self.use_bwrap:
             return cmd
-        argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
-        argv += ["--cap-drop", "ALL", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
-        argv += ["--ro-bind", "/usr", "/usr"]
-        for link in ("bin", "lib", "lib64", "sbin"):
-            target = Path("/") / link
-            if target.is_symlink():
-                argv += ["--symlink", os.readlink(target), str(target)]
-            elif target.is_dir():
-                argv += ["--ro-bind", str(target), str(target)]
-        for etc in ("/etc/localtime", "/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache"):
-            if Path(etc).exists():
-                argv += ["--ro-bind", etc, etc]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for root in _python_roots():
-            argv += ["--ro-bind", str(root), str(root)]
-        # The grader package is importable, but its suites (hidden tests) are not there.
-        argv += ["--ro-bind", str(package), str(package)]
-        if (package / "suites").is_dir():
-            argv += ["--tmpfs", str(package / "suites")]
-        for path in self.readonly:
-            argv += ["--ro-bind", str(path), str(path)]
-        argv += ["--bind", str(self.workdir), str(self.workdir), "--chdir", str(self.workdir)]
-        # The sandbox's own root (mount points only) becomes read-only too.
-        argv += ["--remount-ro", "/"]
-        return argv + cmd
+        return bwrap_prefix(self.workdir, self.readonly, caps=["--cap-drop", "ALL"]) + cmd
 
     def _make_cgroup(self) -> None:
         global _cgroup_counter

@@ -153,11 +153,15 @@ class Worker:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    in_fd, out_fd = int(argv[0]), int(argv[1])
-    worker = Worker()
     # Pay for the heavy imports before the first timed call.
     for name in argv[2:]:
         importlib.import_module(name)
+    return serve(int(argv[0]), int(argv[1]))
+
+
+def serve(in_fd: int, out_fd: int) -> int:
+    """Answer requests from `in_fd` on `out_fd` until told to exit."""
+    worker = Worker()
     write_message(out_fd, {"ready": True})
     while True:
         header, blobs = read_message(in_fd)
