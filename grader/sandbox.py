@@ -104,6 +104,66 @@ def _cgroup_root() -> Path | None:
     return None
 
 
+def make_cgroup(max_processes: int) -> Path | None:
+    """A fresh pids cgroup allowing `max_processes` tasks, or None where we cannot make one."""
+    global _cgroup_counter
+    root = _cgroup_root()
+    if root is None:
+        return None
+    _cgroup_counter += 1
+    path = root / f"fslab-{os.getpid()}-{_cgroup_counter}"
+    try:
+        path.mkdir()
+        (path / "pids.max").write_text(str(max_processes))
+        return path
+    except OSError:
+        return None
+
+
+def kill_cgroup(path: Path) -> None:
+    """Kill every process in the cgroup `path`, then remove it."""
+    for _ in range(50):
+        pids = _read(path / "cgroup.procs").split()
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        time.sleep(0.02)
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def rlimits(limits: Limits) -> dict[str, int]:
+    """The `resource` limits of a worker, by name."""
+    return {
+        "RLIMIT_AS": limits.memory_bytes,
+        "RLIMIT_CPU": limits.cpu_seconds,
+        "RLIMIT_FSIZE": limits.file_size_bytes,
+        "RLIMIT_NOFILE": 1024,
+        "RLIMIT_CORE": 0,
+    }
+
+
+def worker_env(workdir: Path) -> dict[str, str]:
+    """The whole environment of a worker: nothing of ours leaks in."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        # Feast checks for updates and sends usage data unless told not to.
+        "FEAST_USAGE": "False",
+    }
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
@@ -195,6 +255,7 @@ class Worker:
         self.cgroup: Path | None = None
         self.isolation = "full" if self.use_bwrap else "reduced"
         self._to_worker = self._from_worker = -1
+        self._err: _Drain | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -204,27 +265,13 @@ class Worker:
             return cmd
         return bwrap_prefix(self.workdir, self.readonly, caps=["--cap-drop", "ALL"]) + cmd
 
-    def _make_cgroup(self) -> None:
-        global _cgroup_counter
-        root = _cgroup_root()
-        if root is None:
-            return
-        _cgroup_counter += 1
-        path = root / f"fslab-{os.getpid()}-{_cgroup_counter}"
-        try:
-            path.mkdir()
-            (path / "pids.max").write_text(str(self.limits.max_processes))
-            self.cgroup = path
-        except OSError:
-            self.cgroup = None
-
     def _drop_privileges(self) -> bool:
         """In reduced mode, whether we can and should run the worker as `nobody`."""
         return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
 
     def start(self) -> None:
         """Start the worker and wait until it has imported its libraries."""
-        self._make_cgroup()
+        self.cgroup = make_cgroup(self.limits.max_processes)
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         limits, cgroup = self.limits, self.cgroup
@@ -237,31 +284,15 @@ class Worker:
 
             if cgroup is not None:
                 (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-            for res, value in (
-                (resource.RLIMIT_AS, limits.memory_bytes),
-                (resource.RLIMIT_CPU, limits.cpu_seconds),
-                (resource.RLIMIT_FSIZE, limits.file_size_bytes),
-                (resource.RLIMIT_NOFILE, 1024),
-                (resource.RLIMIT_CORE, 0),
-            ):
-                resource.setrlimit(res, (value, value))
+            for name, value in rlimits(limits).items():
+                resource.setrlimit(getattr(resource, name), (value, value))
             if as_nobody:
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
                 os.setgroups([])
                 os.setgid(NOBODY)
                 os.setuid(NOBODY)
 
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(self.workdir),
-            "TMPDIR": str(self.workdir),
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": "1",
-            # Feast checks for updates and sends usage data unless told not to.
-            "FEAST_USAGE": "False",
-        }
+        env = worker_env(self.workdir)
         self.proc = subprocess.Popen(
             self._argv(to_r, from_w),
             stdin=subprocess.DEVNULL,
@@ -291,9 +322,16 @@ class Worker:
             self.kill()
             raise WorkerTimeout("no answer in time") from None
         except protocol.ProtocolError as exc:
-            code = self.proc.wait(timeout=5) if self.proc else None
+            code = self._exit_code()
             self.kill()
             raise WorkerError(self._death_reason(code, str(exc))) from None
+
+    def _exit_code(self) -> int | None:
+        """The ended worker's exit code (negative: killed by that signal), if known."""
+        try:
+            return self.proc.wait(timeout=5) if self.proc else None
+        except subprocess.TimeoutExpired:
+            return None
 
     def _death_reason(self, code: int | None, fallback: str) -> str:
         if code is None:
@@ -310,7 +348,7 @@ class Worker:
                 "SIGSEGV": " (crashed)",
             }.get(name, "")
             return f"the worker was ended by {name}{hint}"
-        err = self._err.text().strip().splitlines()
+        err = self._err.text().strip().splitlines() if self._err else []
         last = f": {err[-1][:300]}" if err else ""
         return f"the worker exited with code {code}{last}"
 
@@ -318,13 +356,13 @@ class Worker:
         self, header: dict[str, Any], blobs: list[bytes] | None = None, timeout: float | None = None
     ) -> tuple[dict[str, Any], list[bytes]]:
         """Send one request and wait at most `timeout` seconds (default: the call timeout)."""
-        if self.proc is None:
+        if self._to_worker < 0:
             self.start()
         deadline = time.monotonic() + (self.limits.call_timeout_s if timeout is None else timeout)
         try:
             protocol.write_message(self._to_worker, header, blobs or [])
         except OSError:
-            code = self.proc.wait(timeout=5) if self.proc else None
+            code = self._exit_code()
             self.kill()
             raise WorkerError(self._death_reason(code, "the worker is gone")) from None
         return self._read(deadline)
@@ -355,23 +393,9 @@ class Worker:
         self._to_worker = self._from_worker = -1
 
     def _kill_cgroup(self) -> None:
-        if self.cgroup is None:
-            return
-        for _ in range(50):
-            pids = _read(self.cgroup / "cgroup.procs").split()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            time.sleep(0.02)
-        try:
-            self.cgroup.rmdir()
-        except OSError:
-            pass
-        self.cgroup = None
+        if self.cgroup is not None:
+            kill_cgroup(self.cgroup)
+            self.cgroup = None
 
     def close(self) -> None:
         """Ask the worker to exit, then make sure nothing it started is left."""
