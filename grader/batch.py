@@ -12,7 +12,7 @@ import io
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -199,18 +199,52 @@ def _run_local(
     import feast  # noqa: F401
     import pyarrow  # noqa: F401
 
+    slots = [replace(options, zygote=z) for z in _start_zygotes(kit, workers, options)]
+    free = list(range(len(slots)))
     pending = list(pending)
-    running: list[ChildGrading] = []
-    while pending or running:
-        while pending and len(running) < max(1, workers):
-            entry = pending.pop(0)
-            running.append(start_child(kit, entry.path, name=entry.id, options=options))
-        wait([c.process.sentinel for c in running], timeout=1.0)
-        for child in list(running):
-            if child.process.is_alive() and not child.overdue:
-                continue
-            if child.process.is_alive():
-                child.kill()
-            child.process.join()
-            running.remove(child)
-            finished(child.result())
+    running: dict[int, ChildGrading] = {}
+    try:
+        while pending or running:
+            while pending and free:
+                slot = free.pop(0)
+                entry = pending.pop(0)
+                running[slot] = start_child(kit, entry.path, name=entry.id, options=slots[slot])
+            wait([c.process.sentinel for c in running.values()], timeout=1.0)
+            for slot, child in list(running.items()):
+                if child.process.is_alive() and not child.overdue:
+                    continue
+                if child.process.is_alive():
+                    child.kill()
+                child.process.join()
+                del running[slot]
+                if slots[slot].zygote is not None:
+                    slots[slot].zygote.kill_all()
+                free.append(slot)
+                finished(child.result())
+    finally:
+        for options_ in slots:
+            if options_.zygote is not None:
+                options_.zygote.close()
+
+
+def _start_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
+    """One warm worker factory per slot where bubblewrap works, else None per slot."""
+    from grader.sandbox import bwrap_works
+
+    count = max(1, workers)
+    if options.use_bwrap is False or not bwrap_works():
+        return [None] * count
+    from grader.sandbox import WorkerError
+    from grader.warm import Zygote
+
+    preload: list[str] = []
+    for ex in kit.exercises:
+        preload += [m for m in ex.imports if m not in preload]
+    zygotes = []
+    for _ in range(count):
+        try:
+            zygote = Zygote(readonly=(kit.data_dir,), preload=tuple(preload), limits=options.limits)
+            zygotes.append(zygote.start())
+        except (WorkerError, OSError):
+            zygotes.append(None)
+    return zygotes

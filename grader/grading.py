@@ -67,6 +67,8 @@ class GradingOptions:
     use_bwrap: bool | None = None
     """None: use bubblewrap when it works here."""
     cache_dir: Path = field(default_factory=default_cache_dir)
+    zygote: Any = None
+    """A warm `grader.warm.Zygote` to fork sandboxed workers from (batch only), or None."""
 
 
 def options_to_dict(options: GradingOptions) -> dict[str, Any]:
@@ -149,6 +151,7 @@ class GradingContext:
             limits=self.options.limits,
             preload=tuple(preload),
             use_bwrap=self.options.use_bwrap,
+            zygote=self.options.zygote,
         )
 
     def _proxy(
@@ -347,7 +350,10 @@ def grade_submission(
         max_score=float(sum(kit.exercise(s).points for s in slugs)),
         isolation="full" if sandboxed else "reduced",
     )
-    workroot = Path(tempfile.mkdtemp(prefix="fslab-grade-"))
+    if options.zygote is not None:  # workers forked from it can only see its pool
+        workroot = options.zygote.new_folder("grade")
+    else:
+        workroot = Path(tempfile.mkdtemp(prefix="fslab-grade-"))
     try:
         try:
             staged = stage(source, workroot / "submission", kit)

@@ -183,7 +183,9 @@ def python_command(module: str, *args: str) -> list[str]:
     return [python, "-I", "-c", boot, *args]
 
 
-def bwrap_prefix(writable: Path, readonly: list[Path], *, caps: list[str]) -> list[str]:
+def bwrap_prefix(
+    writable: Path, readonly: list[Path], *, caps: list[str], extra: tuple[str, ...] = ()
+) -> list[str]:
     """bubblewrap arguments: a fresh view holding /usr, Python, the grader package without its
     suites, `readonly` folders, and one `writable` folder (the cwd); no network."""
     package = Path(grader.__file__).resolve().parent
@@ -210,7 +212,7 @@ def bwrap_prefix(writable: Path, readonly: list[Path], *, caps: list[str]) -> li
         argv += ["--ro-bind", str(path), str(path)]
     argv += ["--bind", str(writable), str(writable), "--chdir", str(writable)]
     # The sandbox's own root (mount points only) becomes read-only too.
-    return argv + ["--remount-ro", "/"]
+    return argv + [*extra, "--remount-ro", "/"]
 
 
 class _Drain(threading.Thread):

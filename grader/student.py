@@ -80,8 +80,11 @@ class SharedWorker:
         limits: Limits | None = None,
         preload: tuple[str, ...] = ("pandas", "pyarrow"),
         use_bwrap: bool | None = None,
+        zygote: Any = None,
     ) -> None:
         self.workdir = workdir
+        self.zygote = zygote
+        """A warm `grader.warm.Zygote` to fork workers from, or None for cold starts."""
         self.readonly = readonly
         self.limits = limits or Limits()
         self.preload = preload
@@ -97,6 +100,16 @@ class SharedWorker:
         if self.worker is not None:
             self.worker.close()
         self.loaded = set()
+        if self.zygote is not None:
+            from grader.warm import ZygoteWorker
+
+            warm = ZygoteWorker(self.zygote, self.workdir, limits=self.limits)
+            try:
+                warm.start()
+                self.worker = warm
+                return warm
+            except WorkerError:
+                self.zygote = None  # the factory is broken: cold workers from now on
         worker = Worker(
             self.workdir,
             readonly=list(self.readonly),
