@@ -42,6 +42,7 @@ from grader.student import (
 from grader.submission import StagedFile, SubmissionError, stage, submission_id
 
 SUITES_DIR = Path(grader.__file__).resolve().parent / "suites"
+HARNESS_DIR = SUITES_DIR.parent / "harness"
 VISIBILITY = {"test_public.py": "public", "test_hidden.py": "hidden"}
 
 
@@ -110,8 +111,9 @@ def suite_digest(kit: Kit) -> str:
     """`sha256:` over the manifest, the suites present and the grader version."""
     digest = hashlib.sha256(grader.__version__.encode())
     digest.update((kit.root / "course.toml").read_bytes())
-    for path in sorted(SUITES_DIR.rglob("*.py")):
-        digest.update(str(path.relative_to(SUITES_DIR)).encode())
+    # The harness code computes and checks expected values too.
+    for path in sorted([*SUITES_DIR.rglob("*.py"), *HARNESS_DIR.rglob("*.py")]):
+        digest.update(str(path.relative_to(SUITES_DIR.parent)).encode())
         digest.update(path.read_bytes())
     return "sha256:" + digest.hexdigest()
 
@@ -315,6 +317,8 @@ def _exercise_results(
             status, error = "error", proxy.problem
         elif proxy is not None and proxy.timed_out:
             status, error = "timeout", "a call ran out of time"
+        elif tests and all(t.status == "error" for t in tests):
+            status, error = "error", tests[0].feedback.splitlines()[0][:300]
         elif tests and all(t.status == "passed" for t in tests):
             status, error = "passed", None
         else:

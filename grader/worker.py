@@ -136,13 +136,14 @@ class Worker:
             answer["value"] = encode(value, blobs_out)
             if header.get("return_args"):
                 answer["args_after"] = encode(args, blobs_out)
-        except UnsupportedValue as exc:
+        except Exception as exc:  # noqa: BLE001 - UnsupportedValue, or Arrow refusing a frame
+            what = str(exc) if isinstance(exc, UnsupportedValue) else f"data Arrow rejects ({exc})"
             blobs_out = []
             answer = {
                 "error": {
                     "type": "UnsupportedReturn",
                     "mro": ["UnsupportedReturn"],
-                    "message": f"returned {exc}, which the grader cannot read",
+                    "message": f"returned {what}, which the grader cannot read",
                     "where": None,
                 },
                 "stdout": answer["stdout"],

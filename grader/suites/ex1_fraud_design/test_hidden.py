@@ -500,9 +500,12 @@ def test_transaction_risk_is_missing_not_infinite_when_the_average_is_missing_or
 ):
     the_odfv(registry)
     tiny = student.workdir / "tiny_data"
-    (tiny / "fraud").mkdir(parents=True, exist_ok=True)
-    TINY_USERS.to_parquet(tiny / "fraud" / USER_FILE, index=False)
-    TINY_MERCHANTS.to_parquet(tiny / "fraud" / MERCHANT_FILE, index=False)
+    # Written by the worker, never by the trusted side (the folder is the student's).
+    student.harness(
+        "files:write_parquet",
+        str(tiny),
+        {f"fraud/{USER_FILE}": TINY_USERS, f"fraud/{MERCHANT_FILE}": TINY_MERCHANTS},
+    )
     applied_registry(student, tiny, "repo_tiny")
     entity = pd.DataFrame(
         {

@@ -1,0 +1,371 @@
+"""Public tests of ex2_pit_join: the as-of join, the TTL window, rows and columns as given.
+
+Each test calls your `point_in_time_join` on small frames and checks the values it returns.
+Run them with `grade check ex2_pit_join`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from grader.student import StudentError
+
+T0 = pd.Timestamp("2024-01-10")
+DAY = pd.Timedelta(days=1)
+HOUR = pd.Timedelta(hours=1)
+US = pd.Timedelta(microseconds=1)
+FEAT_COLS = ["user_id", "event_timestamp", "spend"]
+ENT_COLS = ["user_id", "event_timestamp", "label"]
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+def when(stamp) -> str:
+    """A timestamp as the learner reads it: 2024-01-10 00:00 (UTC unless it says otherwise)."""
+    stamp = pd.Timestamp(stamp)
+    text = stamp.strftime("%Y-%m-%d %H:%M")
+    if stamp.second:
+        text = stamp.strftime("%Y-%m-%d %H:%M:%S")
+    if stamp.microsecond or stamp.nanosecond:
+        text = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text + (f" {stamp.tzname()}" if stamp.tzinfo is not None else "")
+
+
+def show(value) -> str:
+    """A value as the learner reads it; every kind of missing value reads `missing`."""
+    try:
+        if pd.isna(value):
+            return "missing"
+    except (TypeError, ValueError):
+        pass
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def shows(values) -> str:
+    return "[" + ", ".join(show(v) for v in values) + "]"
+
+
+def same(got, want) -> bool:
+    """`got` equals `want`; want None means any missing value (NaN, None, NA, NaT)."""
+    try:
+        got_missing = bool(pd.isna(got))
+    except (TypeError, ValueError):
+        return False
+    if want is None:
+        return got_missing
+    if got_missing:
+        return False
+    if isinstance(want, float):
+        try:
+            return math.isclose(float(got), want, rel_tol=1e-9, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            return False
+    try:
+        return bool(got == want)
+    except (TypeError, ValueError):
+        return False
+
+
+def join(student, call: str, entity_df: pd.DataFrame, feature_df: pd.DataFrame, **kwargs):
+    """Call the student's join and check it returns one row per entity row."""
+    got = student.point_in_time_join(entity_df, feature_df, **kwargs)
+    assert isinstance(got, pd.DataFrame), (
+        f"{call}; got a value of type {type(got).__name__}, expected a pandas DataFrame with "
+        "one row per entity row."
+    )
+    assert len(got) == len(entity_df), (
+        f"{call}; got {len(got)} rows, expected {len(entity_df)}: the result has exactly one "
+        "row per entity row, whether or not a feature row matched."
+    )
+    return got
+
+
+def values(got: pd.DataFrame, column: str, call: str) -> list:
+    assert column in got.columns, (
+        f"{call}; the result has no column {column!r} (its columns: {list(got.columns)}), "
+        "expected the entity columns followed by the feature columns."
+    )
+    series = got[column]
+    assert isinstance(series, pd.Series), (
+        f"{call}; the result has the column {column!r} more than once, expected it once."
+    )
+    return series.tolist()
+
+
+def check(got: pd.DataFrame, column: str, want: list, call: str, why: str) -> None:
+    have = values(got, column, call)
+    ok = len(have) == len(want) and all(same(g, w) for g, w in zip(have, want, strict=True))
+    assert ok, f"{call}; got {column} = {shows(have)}, expected {shows(want)}: {why}"
+
+
+# -- 1. the as-of join --------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_a_feature_row_stamped_exactly_at_the_entity_timestamp_is_used(student):
+    features = frame(
+        [
+            (1, T0 - DAY, 1.0),
+            (1, T0, 2.0),
+            (1, T0 + US, 3.0),
+            (2, T0, 4.0),
+            (2, T0 + DAY, 5.0),
+        ],
+        FEAT_COLS,
+    )
+    entities = frame([(1, T0, 0), (2, T0 + DAY, 1)], ENT_COLS)
+    call = (
+        f"Called point_in_time_join with entity rows (user 1 at {when(T0)}, user 2 at "
+        f"{when(T0 + DAY)}) and feature rows of user 1 at {when(T0 - DAY)} (spend 1.0), "
+        f"{when(T0)} (2.0) and {when(T0 + US)} (3.0), and of user 2 at {when(T0)} (4.0) and "
+        f"{when(T0 + DAY)} (5.0)"
+    )
+    got = join(student, call, entities, features)
+    check(
+        got,
+        "spend",
+        [2.0, 5.0],
+        call,
+        "a feature row stamped at exactly the entity timestamp was already known at that "
+        "instant, so it is the one to use (feature_ts <= entity_ts, an inclusive bound; with "
+        "merge_asof keep allow_exact_matches=True).",
+    )
+
+
+@pytest.mark.points(2)
+def test_a_feature_row_from_the_future_is_never_used(student):
+    features = frame(
+        [
+            (1, T0 - DAY, 1.0),
+            (1, T0 + US, 9.0),
+            (1, T0 + DAY, 10.0),
+            (2, T0 + US, 5.0),
+            (2, T0 + 3 * DAY, 6.0),
+        ],
+        FEAT_COLS,
+    )
+    entities = frame([(1, T0, 0), (2, T0, 1)], ENT_COLS)
+    call = (
+        f"Called point_in_time_join with entity rows of users 1 and 2 at {when(T0)}; user 1 "
+        f"has feature rows at {when(T0 - DAY)} (spend 1.0), {when(T0 + US)} (9.0) and "
+        f"{when(T0 + DAY)} (10.0), user 2 only at {when(T0 + US)} (5.0) and "
+        f"{when(T0 + 3 * DAY)} (6.0)"
+    )
+    got = join(student, call, entities, features)
+    check(
+        got,
+        "spend",
+        [1.0, None],
+        call,
+        "a row stamped even one microsecond after the entity timestamp is the future (label "
+        "leakage); take the newest row at or before the entity timestamp, and a missing value "
+        "when there is none (merge_asof with direction='backward').",
+    )
+
+
+@pytest.mark.points(2)
+def test_each_entity_row_gets_the_newest_earlier_row_of_its_own_key(student):
+    features = frame(
+        [
+            (1, T0, 1.0),
+            (2, T0 + DAY, 20.0),
+            (3, T0 + DAY, 300.0),
+            (1, T0 + 2 * DAY, 3.0),
+            (2, T0 + 3 * DAY, 40.0),
+            (1, T0 + 4 * DAY, 5.0),
+        ],
+        FEAT_COLS,
+    )
+    entities = frame(
+        [
+            (1, T0 + 12 * HOUR, 0),
+            (2, T0 + DAY + 12 * HOUR, 1),
+            (1, T0 + 3 * DAY + HOUR, 0),
+            (2, T0 + 3 * DAY + HOUR, 1),
+            (3, T0 + 5 * DAY, 0),
+        ],
+        ENT_COLS,
+    )
+    call = (
+        "Called point_in_time_join with feature rows of user 1 on days 0, 2 and 4 (spend 1.0, "
+        "3.0, 5.0), user 2 on days 1 and 3 (20.0, 40.0) and user 3 on day 1 (300.0) after "
+        f"{when(T0)}, and entity rows user 1 at day 0 12:00, user 2 at day 1 12:00, users 1 "
+        "and 2 at day 3 01:00 and user 3 at day 5"
+    )
+    got = join(student, call, entities, features)
+    check(
+        got,
+        "spend",
+        [1.0, 20.0, 3.0, 40.0, 300.0],
+        call,
+        "each entity row takes the newest feature row of the same user_id stamped at or before "
+        "its own timestamp (merge_asof's by= keeps the users apart).",
+    )
+
+
+# -- 2. the TTL window --------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_a_ttl_leaves_out_rows_older_than_the_ttl(student):
+    features = frame([(1, T0 - 10 * DAY, 1.0), (1, T0 - 3 * DAY, 2.0)], FEAT_COLS)
+    entities = frame([(1, T0 + HOUR, 0)], ENT_COLS)
+    base = (
+        f"Called point_in_time_join with an entity row of user 1 at {when(T0 + HOUR)} and "
+        f"feature rows at {when(T0 - 10 * DAY)} (spend 1.0) and {when(T0 - 3 * DAY)} (2.0)"
+    )
+    call = base + ", ttl=5 days"
+    got = join(student, call, entities, features, ttl=timedelta(days=5))
+    check(
+        got,
+        "spend",
+        [2.0],
+        call,
+        "the row 3 days 1 hour old is inside the 5-day window and is the newest.",
+    )
+    call = base + ", ttl=2 days"
+    got = join(student, call, entities, features, ttl=timedelta(days=2))
+    check(
+        got,
+        "spend",
+        [None],
+        call,
+        "both rows are older than the 2-day ttl, so the entity row gets a missing value; an "
+        "older row never stands in for one that is too old (merge_asof's tolerance= does this).",
+    )
+
+
+# -- 4. rows and columns as given ---------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_rows_come_back_in_entity_order_with_the_entity_index(student):
+    features = frame(
+        [(2, T0 + DAY, 20.0), (1, T0, 10.0), (1, T0 + 2 * DAY, 12.0), (2, T0, 19.0)], FEAT_COLS
+    )
+    entities = frame(
+        [
+            (1, T0 + 3 * DAY, 0),
+            (2, T0 + HOUR, 1),
+            (1, T0 + DAY, 2),
+            (2, T0 + 5 * DAY, 3),
+        ],
+        ENT_COLS,
+    )
+    entities.index = pd.Index(["d", "a", "c", "b"], name="example")
+    call = (
+        "Called point_in_time_join with unsorted entity rows indexed ['d', 'a', 'c', 'b'] "
+        "(user 1 on day 3, user 2 on day 0 01:00, user 1 on day 1, user 2 on day 5) and "
+        "unsorted feature rows (user 2: day 1 = 20.0, day 0 = 19.0; user 1: day 0 = 10.0, "
+        "day 2 = 12.0)"
+    )
+    got = join(student, call, entities, features)
+    check(
+        got,
+        "spend",
+        [12.0, 19.0, 10.0, 20.0],
+        call,
+        "the output rows follow entity_df's row order, not the sorted order merge_asof works "
+        "in: remember each row's position and put the rows back.",
+    )
+    check(got, "label", [0, 1, 2, 3], call, "the entity columns stay in entity_df's row order.")
+    index = list(got.index)
+    assert index == ["d", "a", "c", "b"], (
+        f"{call}; got the index {index}, expected ['d', 'a', 'c', 'b']: the result keeps "
+        "entity_df's own index (restore it after sorting)."
+    )
+
+
+@pytest.mark.points(1)
+def test_unknown_keys_get_missing_feature_values(student):
+    features = frame([(1, T0, 1.0), (2, T0, 2.0)], FEAT_COLS)
+    entities = frame([(99, T0 + DAY, 0), (1, T0 + DAY, 1), (0, T0 + DAY, 0)], ENT_COLS)
+    call = (
+        "Called point_in_time_join with entity rows of users 99, 1 and 0 on "
+        f"{when(T0 + DAY)} and feature rows of users 1 and 2 only (spend 1.0 and 2.0 on "
+        f"{when(T0)})"
+    )
+    got = join(student, call, entities, features)
+    check(
+        got,
+        "spend",
+        [None, 1.0, None],
+        call,
+        "a user with no feature rows keeps its entity row and gets a missing value (a left "
+        "join, never an inner join).",
+    )
+
+
+@pytest.mark.points(1)
+def test_feature_columns_are_every_other_feature_df_column_in_order_or_feature_names(student):
+    features = pd.DataFrame(
+        {
+            "b_feature": [1.5, 2.5],
+            "user_id": [1, 1],
+            "a_feature": ["x", "y"],
+            "event_timestamp": [T0, T0 + DAY],
+            "c_count": [10, 20],
+        }
+    )
+    entities = frame([(1, T0 + 2 * DAY, 0)], ENT_COLS)
+    call = (
+        "Called point_in_time_join with feature_df columns [b_feature, user_id, a_feature, "
+        "event_timestamp, c_count] and entity_df columns [user_id, event_timestamp, label]"
+    )
+    got = join(student, call, entities, features)
+    want = ENT_COLS + ["b_feature", "a_feature", "c_count"]
+    assert list(got.columns) == want, (
+        f"{call}; got the columns {list(got.columns)}, expected {want}: the entity columns "
+        "first, then every feature_df column except the key and the timestamp columns, in "
+        "feature_df's order, each once and no helper columns."
+    )
+    check(got, "a_feature", ["y"], call, "the newest row (day 1) gives the values.")
+    check(got, "c_count", [20], call, "the newest row (day 1) gives the values.")
+    call += ", feature_names=['c_count', 'b_feature']"
+    got = join(student, call, entities, features, feature_names=["c_count", "b_feature"])
+    want = ENT_COLS + ["c_count", "b_feature"]
+    assert list(got.columns) == want, (
+        f"{call}; got the columns {list(got.columns)}, expected {want}: feature_names chooses "
+        "the feature columns and their order."
+    )
+    check(got, "b_feature", [2.5], call, "the newest row (day 1) gives the values.")
+
+
+# -- 6. clear errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_a_missing_column_raises_value_error_naming_it(student):
+    features = frame([(1, T0, 1.0)], ["uid", "event_timestamp", "spend"])
+    entities = frame([(1, T0 + DAY, 0)], ENT_COLS)
+    call = (
+        "Called point_in_time_join with the default entity_key='user_id' on a feature_df "
+        "whose columns are [uid, event_timestamp, spend] (no user_id)"
+    )
+    try:
+        got = student.point_in_time_join(entities, features)
+    except StudentError as exc:
+        if exc.not_implemented:
+            raise
+        assert exc.is_a("ValueError"), (
+            f"{call}; it raised {exc.type_name}: {exc.message}, expected a ValueError naming "
+            "the missing column 'user_id': check the columns yourself before the join."
+        )
+        assert "user_id" in exc.message, (
+            f"{call}; it raised ValueError({exc.message!r}), which does not name the missing "
+            "column 'user_id': say which column is missing from which frame."
+        )
+        return
+    raise AssertionError(
+        f"{call}; it returned a value of type {type(got).__name__} instead of raising a "
+        "ValueError naming the missing column 'user_id'."
+    )

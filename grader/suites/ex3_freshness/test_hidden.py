@@ -1,0 +1,343 @@
+"""Hidden tests of ex3_freshness: boundaries, precedence, `now`, paths and bad input."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from grader.harness.freshness_repos import (
+    NOW,
+    REPOS,
+    build_repos,
+    cache_name,
+    cell,
+    check_freshness,
+    describe,
+    instant_equal,
+    mirrored_sources,
+    names_in,
+    repo_files,
+    rows,
+    run_main,
+    seconds_equal,
+    show,
+    when,
+)
+
+D = pd.Timedelta(days=1)
+H = pd.Timedelta(hours=1)
+CALLS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def repos(student, grading) -> dict:
+    """The test repos, installed afresh in the submission's private folder."""
+    built = build_repos(grading.cache_path(cache_name()))
+    files = repo_files(built, grading.kit.feature_repo)
+    folder = student.workdir / "ex3_repos"
+    student.harness("freshness_repos:install", str(folder), files, mirrored_sources())
+    CALLS.clear()
+    return {name: folder / name for name in [*REPOS, "reference"]}
+
+
+def report(student, repos, repo, now=NOW, max_lag=None, hint=""):
+    return check_freshness(student, repos, CALLS, repo, now, max_lag, hint=hint)
+
+
+def expect_status(table, repo, name, want, call, why):
+    got = cell(table, name, "status", call)
+    assert got == want, (
+        f"{call}; for the {describe(repo, name)} got status {show(got)}, expected {want!r}: {why}"
+    )
+
+
+# -- 2. the statuses ----------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_data_exactly_ttl_old_is_fresh_and_one_second_older_is_stale(student, repos):
+    got, call = report(student, repos, "views")
+    expect_status(
+        rows(got, call),
+        "views",
+        "edge_view",
+        "fresh",
+        call,
+        "its data is exactly 1 day old, as old as its ttl, and stale means age > ttl, strictly.",
+    )
+    later = NOW + pd.Timedelta(seconds=1)
+    got, call = report(student, repos, "views", later)
+    table = rows(got, call)
+    age = cell(table, "edge_view", "data_age_seconds", call)
+    assert seconds_equal(age, 86401.0), (
+        f"{call}; for the {describe('views', 'edge_view')} got data_age_seconds = {show(age)}, "
+        "expected 86401.0."
+    )
+    expect_status(
+        table,
+        "views",
+        "edge_view",
+        "stale",
+        call,
+        "one second past its 1-day ttl the data is stale.",
+    )
+
+
+@pytest.mark.points(1)
+def test_stale_comes_before_not_materialized_and_lagging(student, repos):
+    got, call = report(student, repos, "never")
+    expect_status(
+        rows(got, call),
+        "never",
+        "never_stale_view",
+        "stale",
+        call,
+        "its data is 3 days old with a 1-day ttl; stale is checked first, so it wins over "
+        "not_materialized (the first status of the list that applies is the status).",
+    )
+    got, call = report(student, repos, "views", NOW, H)
+    expect_status(
+        rows(got, call),
+        "views",
+        "stale_view",
+        "stale",
+        call,
+        "it also lags a day behind its source, but stale comes before lagging in the list.",
+    )
+
+
+@pytest.mark.points(1)
+def test_a_view_is_lagging_only_when_its_lag_exceeds_the_max_lag(student, repos):
+    for max_lag, want, why in (
+        (H, "lagging", "its online store is 6 hours behind its newest event, more than 1 hour."),
+        (
+            6 * H,
+            "fresh",
+            "a lag of exactly 6 hours does not exceed a maximum of 6 hours (lag > max, strictly).",
+        ),
+        (None, "fresh", "without a max_materialization_lag no view is ever lagging."),
+    ):
+        got, call = report(student, repos, "views", NOW, max_lag)
+        expect_status(rows(got, call), "views", "lagging_view", want, call, why)
+
+
+@pytest.mark.points(1)
+def test_a_view_without_a_ttl_is_no_ttl_and_never_stale(student, repos):
+    got, call = report(student, repos, "no_ttl")
+    table = rows(got, call)
+    for name in ("no_ttl_view", "no_ttl_lagging_view"):
+        ttl = cell(table, name, "ttl_seconds", call)
+        assert seconds_equal(ttl, 0.0), (
+            f"{call}; for the {describe('no_ttl', name)} got ttl_seconds = {show(ttl)}, "
+            "expected 0.0: Feast reads a ttl of 0 back as None; both mean no TTL."
+        )
+    expect_status(
+        table,
+        "no_ttl",
+        "no_ttl_view",
+        "no_ttl",
+        call,
+        "a view without a TTL is never stale, which deserves a warning of its own.",
+    )
+    got, call = report(student, repos, "no_ttl", NOW + 1000 * D)
+    expect_status(
+        rows(got, call),
+        "no_ttl",
+        "no_ttl_view",
+        "no_ttl",
+        call,
+        "however old its data, a view with ttl 0 is never stale.",
+    )
+    got, call = report(student, repos, "no_ttl", NOW, H)
+    expect_status(
+        rows(got, call),
+        "no_ttl",
+        "no_ttl_lagging_view",
+        "lagging",
+        call,
+        "it lags 6 hours, more than 1 hour, and lagging comes before no_ttl in the list.",
+    )
+
+
+@pytest.mark.points(1)
+def test_an_offline_view_is_never_flagged_as_not_materialized(student, repos):
+    got, call = report(student, repos, "never")
+    table = rows(got, call)
+    expect_status(
+        table,
+        "never",
+        "offline_view",
+        "fresh",
+        call,
+        "an offline view (online=False) is never loaded into the online store, so never "
+        "materializing it is no problem; its data is 1 day old with a 7-day ttl.",
+    )
+    expect_status(
+        table,
+        "never",
+        "offline_stale_view",
+        "stale",
+        call,
+        "an offline view can still be stale: 3-day-old data, 1-day ttl.",
+    )
+
+
+# -- 3. now and the lag limit -------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_now_defaults_to_the_current_time(student, repos):
+    before = pd.Timestamp.now(tz="UTC")
+    hint = "without now, judge at the current time in UTC (pd.Timestamp.now(tz='UTC'))."
+    got, call = report(student, repos, "views", None, hint=hint)
+    after = pd.Timestamp.now(tz="UTC")
+    table = rows(got, call)
+    for name, view in REPOS["views"].views.items():
+        age = cell(table, name, "data_age_seconds", call)
+        low = (before - view.newest).total_seconds() - 5
+        high = (after - view.newest).total_seconds() + 5
+        try:
+            ok = low <= float(age) <= high
+        except (TypeError, ValueError):
+            ok = False
+        assert ok, (
+            f"{call}, at about {when(before.floor('s'))}; for the "
+            f"{describe('views', name)} got data_age_seconds = {show(age)}, expected about "
+            f"{low + 5:.0f}: now defaults to the current time in UTC "
+            "(pd.Timestamp.now(tz='UTC')), not to the newest event or a fixed date."
+        )
+    expect_status(
+        table,
+        "views",
+        "fresh_view",
+        "stale",
+        call,
+        "judged against today's date, data from 2024 is far older than its 7-day ttl.",
+    )
+
+
+@pytest.mark.points(1)
+def test_a_naive_now_means_utc_and_an_aware_now_is_compared_as_an_instant(student, repos):
+    for now, label in (
+        (pd.Timestamp("2024-04-01 00:00"), "a naive now (UTC)"),
+        (pd.Timestamp("2024-04-01 09:00", tz="Asia/Tokyo"), "now in Asia/Tokyo time"),
+    ):
+        hint = "a naive now means UTC; convert an aware now to UTC before comparing."
+        got, call = report(student, repos, "views", now, hint=hint)
+        table = rows(got, call)
+        age = cell(table, "fresh_view", "data_age_seconds", call)
+        assert seconds_equal(age, 86400.0), (
+            f"{call}, {label}; for the {describe('views', 'fresh_view')} got data_age_seconds "
+            f"= {show(age)}, expected 86400.0: {when(now)} is 2024-04-01 00:00 UTC, one day "
+            "after the newest event. Read a naive now as UTC and convert an aware one to UTC."
+        )
+        expect_status(
+            table,
+            "views",
+            "fresh_view",
+            "fresh",
+            f"{call}, {label}",
+            f"{when(now)} is 2024-04-01 00:00 UTC, one day after the newest event.",
+        )
+
+
+# -- 1. the report: where the data is -----------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_a_relative_source_path_is_read_from_the_repo_folder_not_the_current_folder(student, repos):
+    hint = (
+        "a relative source path is relative to the repo folder (Path(repo_path) / path), not "
+        "to the current folder."
+    )
+    got, call = report(student, repos, "moved", hint=hint)
+    call += (
+        " whose source path is the relative 'data/moved_view.parquet', present in the repo "
+        "folder but not in the current folder"
+    )
+    table = rows(got, call)
+    latest = cell(table, "moved_view", "latest_event_timestamp", call)
+    assert instant_equal(latest, NOW - 2 * D), (
+        f"{call}; got latest_event_timestamp = {show(latest)}, expected "
+        f"{when(NOW - 2 * D)}: a relative source path is relative to the repo folder "
+        "(Path(repo_path) / path), not to the current folder."
+    )
+    age = cell(table, "moved_view", "data_age_seconds", call)
+    assert seconds_equal(age, 2 * 86400.0), (
+        f"{call}; got data_age_seconds = {show(age)}, expected 172800.0."
+    )
+
+
+# -- 5. the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_main_exits_0_when_the_reference_repo_is_fresh_and_1_once_it_is_stale(student, repos):
+    for now, want, why in (
+        ("2024-04-01T00:00:00Z", 0, "its newest event (2024-03-30) is 2 days old, within its ttl"),
+        (
+            "2024-04-10T00:00:00+00:00",
+            1,
+            "its newest event is then 11 days old, over its 7-day ttl",
+        ),
+    ):
+        argv = ["--repo", str(repos["reference"]), "--now", now]
+        call = (
+            f"Called main(['--repo', REPO, '--now', {now!r}]) on the kit's reference repo (one "
+            "view, user_activity, whose source path is absolute)"
+        )
+        code, out, err, problem = run_main(student, argv)
+        assert problem is None, f"{call}; it {problem}, expected it to return {want}."
+        assert code == want, f"{call}; got the exit code {code!r}, expected {want}: {why}."
+        assert names_in(out, "user_activity"), (
+            f"{call}; stdout does not name the view user_activity: print the report table. "
+            f"Got: {out[-300:]!r}"
+        )
+
+
+@pytest.mark.points(1)
+def test_main_exits_2_with_one_line_and_no_traceback_on_bad_input(student, repos):
+    folder = repos["views"].parent
+    cases = [
+        (
+            ["--repo", str(folder / "no_such_repo"), "--now", "2024-04-01"],
+            "a repo folder that does not exist",
+            ("no_such_repo",),
+        ),
+        (
+            ["--repo", str(folder), "--now", "2024-04-01"],
+            "a folder without feature_store.yaml",
+            (),
+        ),
+        (
+            ["--repo", str(repos["views"]), "--now", "next tuesday"],
+            "--now 'next tuesday'",
+            ("next tuesday", "now"),
+        ),
+        (
+            ["--repo", str(repos["views"]), "--now", "2024-04-01", "--max-lag", "-5"],
+            "--max-lag -5",
+            ("-5", "max-lag", "max_lag", "lag"),
+        ),
+    ]
+    for argv, what, mentions in cases:
+        call = f"Called main with {what} ({' '.join(argv[:1] + ['...'] + argv[2:])})"
+        code, out, err, problem = run_main(student, argv)
+        assert problem is None, (
+            f"{call}; it {problem}, expected it to print one line on stderr and return 2: "
+            "catch bad input in main."
+        )
+        assert "Traceback" not in out + err, (
+            f"{call}; it printed a traceback, expected one clear line on stderr and exit code 2."
+        )
+        assert code == 2, f"{call}; got the exit code {code!r}, expected 2 (bad input)."
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert len(lines) == 1, (
+            f"{call}; stderr held {len(lines)} lines ({err.strip()[:300]!r}), expected exactly "
+            "one line saying what is wrong."
+        )
+        if mentions:
+            assert any(m.lower() in lines[0].lower() for m in mentions), (
+                f"{call}; the message {lines[0]!r} does not say what is wrong: name the bad "
+                f"value or option ({mentions[0]!r})."
+            )
