@@ -15,6 +15,9 @@ from typing import Any
 from grader import protocol
 from grader.sandbox import Limits, Worker, WorkerError, WorkerTimeout
 
+MAX_TIMEOUTS = 2
+"""After this many timed-out calls, an exercise's remaining calls fail at once."""
+
 
 class StudentProblem(Exception):
     """Base of everything a student's code can do wrong besides returning a wrong value."""
@@ -167,6 +170,7 @@ class StudentProxy:
         self.shared = shared
         self.last = CallResult()
         self.timed_out = False
+        self.timeouts = 0
 
     @property
     def workdir(self) -> Path:
@@ -195,6 +199,11 @@ class StudentProxy:
         return worker
 
     def _timeout(self, requested: float | None) -> float:
+        if self.timeouts >= MAX_TIMEOUTS:
+            # A submission that hangs should not burn its whole budget one test at a time.
+            raise StudentTimeout(
+                f"not run: {MAX_TIMEOUTS} earlier calls of this exercise ran out of time"
+            )
         timeout = self.limits.call_timeout_s if requested is None else requested
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
@@ -212,6 +221,7 @@ class StudentProxy:
             return worker.request(header, blobs, timeout=limit)
         except WorkerTimeout:
             self.timed_out = True
+            self.timeouts += 1
             raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
         except WorkerError as exc:
             raise StudentCrash(str(exc)) from None
