@@ -22,7 +22,7 @@ import pytest
 GOLDEN = Path(__file__).resolve().parent / "golden"
 KIT_ROOT = Path(__file__).resolve().parent.parent
 HIDDEN_EX2 = KIT_ROOT / "grader" / "suites" / "ex2_pit_join" / "test_hidden.py"
-CALL_TIMEOUT = 20
+CALL_TIMEOUT = 10
 
 # Attacks on ex2 (`pit_join.py`); each submission holds only that file, unless noted.
 ATTACKS = {
