@@ -34,6 +34,8 @@ PROBE_ID = 10_000_000
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 RTOL = 1e-6
 CACHE_VERSION = "1"
+SAMPLE = 10_000
+"""Transactions (a fixed sample) in the criterion-9 comparison, besides the probe rows."""
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +183,10 @@ def feature_plan(registry: dict, strict: bool = True) -> dict[str, tuple[str, fl
 
 
 def build_entity_frame(data_dir: Path, stats: dict, ttls: dict[str, float]) -> pd.DataFrame:
-    """Every transaction plus probe rows: twins, restated snapshots, ttl edges, unknown keys."""
+    """A fixed sample of the transactions plus probe rows: twins, restated snapshots, ttl
+    edges, unknown keys. (A sample keeps grading quick; the probes hold the hard cases.)"""
     txns = pd.read_parquet(data_dir / "fraud" / "transactions.parquet")
+    txns = txns.sample(n=min(SAMPLE, len(txns)), random_state=7).sort_values("transaction_id")
     txns = txns[ENTITY_COLUMNS].assign(kind="transaction")
     rng = np.random.default_rng(2024)
     ids = iter(range(PROBE_ID, PROBE_ID + 1_000_000))
@@ -351,7 +355,7 @@ def test_historical_features_keep_every_transaction_row(training, expected):
 @pytest.mark.points(3)
 def test_historical_features_equal_an_independent_point_in_time_join(training, expected, registry):
     plan = feature_plan(registry)
-    what = f"Built a training frame for every transaction through {SERVICE!r}"
+    what = f"Built a training frame for the sampled transactions through {SERVICE!r}"
     absent = [f for f in plan if f not in training.columns]
     assert not absent, f"{what}: the columns {absent} are missing from it."
     got = by_id(training, expected, what)
@@ -446,7 +450,7 @@ def test_transaction_risk_in_training_is_the_amount_over_the_7_day_average(
 ):
     the_odfv(registry)
     entity = expected[ENTITY_COLUMNS]
-    what = f"Built a training frame of {ODFV}:{RATIO} for every transaction"
+    what = f"Built a training frame of {ODFV}:{RATIO} for {len(entity)} transactions"
     try:
         frame = student.harness(
             "fraud:historical",

@@ -727,7 +727,7 @@ def test_matches_feast_duckdb_offline_store_on_a_large_random_frame(student, gra
 def test_a_large_join_runs_vectorised_not_row_by_row(student, reference, grading):
     feature_df = pd.read_parquet(grading.kit.data_dir / "user_features.parquet")
     rng = np.random.default_rng(300)
-    n = 300_000
+    n = 100_000
     # Half a second past whole seconds: never exactly at a feature row or a TTL bound.
     offsets = pd.to_timedelta(rng.integers(0, 110 * 86400, n), unit="s") + pd.Timedelta("500ms")
     entity_df = pd.DataFrame(
