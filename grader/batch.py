@@ -195,11 +195,13 @@ def _run_local(
     finished: Callable[[Scorecard], None],
 ) -> None:
     """Grade `pending` in forked children, at most `workers` at once."""
-    # Pay for the heavy imports once here: every forked grading child inherits them.
+    zygotes = _launch_zygotes(kit, workers, options)
+    # Pay for the heavy imports once here, while the factories pay theirs: every forked
+    # grading child inherits them.
     import feast  # noqa: F401
     import pyarrow  # noqa: F401
 
-    slots = [replace(options, zygote=z) for z in _start_zygotes(kit, workers, options)]
+    slots = [replace(options, zygote=_ready(z)) for z in zygotes]
     free = list(range(len(slots)))
     pending = list(pending)
     running: dict[int, ChildGrading] = {}
@@ -227,8 +229,8 @@ def _run_local(
                 options_.zygote.close()
 
 
-def _start_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
-    """One warm worker factory per slot where bubblewrap works, else None per slot."""
+def _launch_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
+    """One warm worker factory per slot where bubblewrap works (None where not), launched."""
     from grader.sandbox import bwrap_works
 
     count = max(1, workers)
@@ -248,3 +250,15 @@ def _start_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
         except (WorkerError, OSError):
             zygotes.append(None)
     return zygotes
+
+
+def _ready(zygote):
+    """The factory once it is ready, or None (cold workers) if it failed to start."""
+    from grader.sandbox import WorkerError
+
+    if zygote is None:
+        return None
+    try:
+        return zygote.wait_ready()
+    except (WorkerError, OSError):
+        return None

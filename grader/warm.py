@@ -55,6 +55,7 @@ class Zygote:
         self.owner = os.getpid()
 
     def start(self) -> Zygote:
+        """Launch the factory; `wait_ready` waits for its imports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # Room for a fork bomb to be stopped, shared by the jobs of this slot (one at a time).
         self.cgroup = make_cgroup(self.limits.max_processes * 2)
@@ -81,7 +82,12 @@ class Zygote:
         self.sock = ours
         self._err = _Drain(self.proc.stderr, self.limits.output_bytes)
         self._out = _Drain(self.proc.stdout, self.limits.output_bytes)
-        message = self._receive(time.monotonic() + self.limits.start_timeout_s)
+        self.started = time.monotonic()
+        return self
+
+    def wait_ready(self) -> Zygote:
+        """Wait until the factory has imported its libraries (start several, then wait)."""
+        message = self._receive(self.started + self.limits.start_timeout_s)
         if message is None or message.get("op") != "ready":
             self.close()
             raise WorkerError(f"the warm worker factory did not start: {self._err.text()[-300:]}")

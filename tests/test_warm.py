@@ -37,7 +37,7 @@ def spin():
 
 @pytest.fixture(scope="module")
 def zygote():
-    z = Zygote(preload=("pandas",), limits=Limits(call_timeout_s=10)).start()
+    z = Zygote(preload=("pandas",), limits=Limits(call_timeout_s=10)).start().wait_ready()
     yield z
     z.close()
 
