@@ -47,9 +47,9 @@ def load_scorecards(paths: list[Path]) -> list[Scorecard]:
     return cards
 
 
-def _svg_bars(items: list[tuple[str, float, float]], *, width: int = 640, unit: str = "") -> str:
+def _svg_bars(items: list[tuple[str, float, float]], *, width: int = 760, unit: str = "") -> str:
     """Horizontal bars: (label, value, max) per row."""
-    row, label_w = 26, 230
+    row, label_w = 26, 360
     height = row * len(items) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'role="img" font-family="sans-serif" font-size="12">']  # fmt: skip
@@ -70,6 +70,12 @@ def _svg_bars(items: list[tuple[str, float, float]], *, width: int = 640, unit: 
         parts.append(f'<text x="{width - 62}" y="{y + 16}">{value:.3g}{unit}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _label(test_id: str) -> str:
+    """`ex2_pit_join::test_ties_go_to_x` -> `ex2: ties go to x` (for chart labels)."""
+    slug, _, name = test_id.partition("::")
+    return f"{slug.split('_')[0]}: {name.removeprefix('test_').replace('_', ' ')}"
 
 
 def _svg_histogram(scores: list[float], top: float, *, bins: int = 10) -> str:
@@ -109,9 +115,11 @@ color:#1f2937;line-height:1.4;padding:0 1rem}
 h1{margin-bottom:.2rem}.meta{color:#6b7280;margin-top:0}
 .cards{display:flex;gap:1rem;margin:1.2rem 0}.card{flex:1;border:1px solid #e5e7eb;border-radius:8px;
 padding:.8rem 1rem}.card b{display:block;font-size:1.6rem}
-table{border-collapse:collapse;width:100%;margin:.6rem 0 1.6rem;font-size:.9rem}
+table{border-collapse:collapse;width:100%;margin:.6rem 0 1.6rem;font-size:.9rem;table-layout:fixed}
+td code{word-break:break-word;font-size:.8rem}col.test{width:34%}col.vis{width:9%}col.pts{width:7%}
+col.rate{width:9%}
 th,td{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
-th{background:#f9fafb}td.num{text-align:right;white-space:nowrap}.low{color:#b91c1c;font-weight:600}
+th{background:#f9fafb}td.num,th.num{text-align:right;white-space:nowrap}.low{color:#b91c1c;font-weight:600}
 section{margin-bottom:1.5rem}code{font-size:.85rem}
 """
 
@@ -165,7 +173,12 @@ def build_report(cards: list[Scorecard], *, title: str = "Class report") -> str:
         or "<tr><td colspan=4>None: every submission was graded in time.</td></tr>"
     )
     ex_items = [(slug, statistics.fmean(v), ex_max[slug]) for slug, v in per_ex.items()]
-    worst = [(tid.split("::", 1)[-1], e["passed"] / e["runs"] * 100, 100) for tid, e in ranked[:12]]
+    ex_rows = "".join(
+        f"<tr><td>{escape(slug)}</td><td class=num>{mean_:.1f} / {top_:g}</td>"
+        f"<td class=num>{sum(v == top_ for v in per_ex[slug])}</td></tr>"
+        for slug, mean_, top_ in ex_items
+    )
+    worst = [(_label(tid), e["passed"] / e["runs"] * 100, 100) for tid, e in ranked[:12]]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{CSS}</style></head><body>
@@ -180,11 +193,14 @@ grader {escape(", ".join(versions))}; suites {escape(", ".join(digests))}
 <div class="card">Errors and timeouts<b>{len(problems)}</b></div>
 </div>
 <section><h2>Score distribution</h2>{_svg_histogram(scores, top)}</section>
-<section><h2>Mean score per exercise</h2>{_svg_bars(ex_items)}</section>
+<section><h2>Mean score per exercise</h2>{_svg_bars(ex_items)}
+<table><thead><tr><th>exercise</th><th class=num>mean</th><th class=num>full marks</th></tr></thead>
+<tbody>{ex_rows}</tbody></table></section>
 <section><h2>What the class misses</h2>
 <p>Pass rate of the tests passed least often (percent of submissions).</p>
 {_svg_bars(worst, unit="%")}
-<table><thead><tr><th>test</th><th>visibility</th><th>points</th><th>pass rate</th>
+<table><colgroup><col class=test><col class=vis><col class=pts><col class=rate><col></colgroup>
+<thead><tr><th>test</th><th>visibility</th><th class=num>points</th><th class=num>pass rate</th>
 <th>most common feedback</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>
 <section><h2>Errors and timeouts</h2>
 <table><thead><tr><th>submission</th><th>exercise</th><th>status</th><th>reason</th></tr></thead>

@@ -3,10 +3,10 @@
 Started once per batch slot by `grader.warm.Zygote`, it imports pandas, pyarrow and Feast once,
 then forks one job per request: a fresh worker that never pays those imports again. Each job,
 before any student code runs, enters its own mount, PID and IPC namespaces, hides every other
-job's folder (a tmpfs over the pool, with only its own folder bound back), gets a private
-/tmp, its resource limits, and drops every capability (the zygote holds CAP_SYS_ADMIN in the
-sandbox's user namespace only to build these mounts). Killing a job's first process kills its
-whole PID namespace, so nothing it started survives.
+job's folder (a tmpfs over the pool, with only its own folder bound back), gets a read-only
+/tmp (TMPDIR is its own folder), its resource limits, and drops every capability (the
+zygote holds CAP_SYS_ADMIN in the sandbox's user namespace only to build these mounts).
+Killing a job's first process kills its whole PID namespace, so nothing it started survives.
 
 Control messages (SOCK_SEQPACKET, JSON, file descriptors by SCM_RIGHTS):
   -> {"op": "spawn", "dir": str, "limits": {...}} + [in_fd, out_fd]
@@ -30,7 +30,8 @@ import socket
 import sys
 
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 4096, 8192, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
+MS_BIND, MS_MOVE, MS_REC = 4096, 8192, 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -53,17 +54,18 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 
 def isolate(job_dir: str, pool_root: str) -> None:
-    """In a fresh mount namespace: a fresh /tmp and pool, holding only `job_dir`.
+    """In a fresh mount namespace: the pool holds only `job_dir`, and /tmp is read-only.
 
-    `HOLD` is an empty mount point the zygote's sandbox provides (`--dir`).
+    `HOLD` is an empty mount point the zygote's sandbox provides (`--dir`). /tmp is shared by
+    every job of this factory, so no job may write there (jobs get TMPDIR=their folder); it
+    is not replaced by a fresh tmpfs because the kit itself may live under /tmp.
     """
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount(job_dir, HOLD, None, MS_BIND | MS_REC)
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
-    if not pool_root.startswith("/tmp/"):  # a pool outside /tmp is hidden separately
-        _mount("tmpfs", pool_root, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    _mount("tmpfs", pool_root, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     os.makedirs(job_dir)
     _mount(HOLD, job_dir, None, MS_MOVE)
+    _mount(None, "/tmp", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def drop_privileges() -> None:
