@@ -134,8 +134,9 @@ def static_checks(kit: Kit) -> Iterator[Check]:
         yield Check(f"{ex.slug}: public suite present, test names unique", has_public and not dup,
                     ", ".join(dup) or ("" if has_public else "no test_public.py"))  # fmt: skip
         if files[1].is_file():
-            yield Check(f"{ex.slug}: suite points add up to {ex.points:g}",
-                        abs(total - ex.points) < 1e-9, f"they add up to {total:g}")  # fmt: skip
+            adds_up = abs(total - ex.points) < 1e-9
+            yield Check(f"{ex.slug}: suite points add up to {ex.points:g}", adds_up,
+                        "" if adds_up else f"they add up to {total:g}")  # fmt: skip
 
 
 def grading_checks(kit: Kit, options: GradingOptions) -> Iterator[Check]:
