@@ -6,12 +6,12 @@ Run them with `grade check ex2_pit_join`.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import pandas as pd
 import pytest
 
+from grader.harness.pit_checks import check, frame, join, when
 from grader.student import StudentError
 
 T0 = pd.Timestamp("2024-01-10")
@@ -23,88 +23,6 @@ ENT_COLS = ["user_id", "event_timestamp", "label"]
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=columns)
-
-
-def when(stamp) -> str:
-    """A timestamp as the learner reads it: 2024-01-10 00:00 (UTC unless it says otherwise)."""
-    stamp = pd.Timestamp(stamp)
-    text = stamp.strftime("%Y-%m-%d %H:%M")
-    if stamp.second:
-        text = stamp.strftime("%Y-%m-%d %H:%M:%S")
-    if stamp.microsecond or stamp.nanosecond:
-        text = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text + (f" {stamp.tzname()}" if stamp.tzinfo is not None else "")
-
-
-def show(value) -> str:
-    """A value as the learner reads it; every kind of missing value reads `missing`."""
-    try:
-        if pd.isna(value):
-            return "missing"
-    except (TypeError, ValueError):
-        pass
-    return repr(value.item() if hasattr(value, "item") else value)
-
-
-def shows(values) -> str:
-    return "[" + ", ".join(show(v) for v in values) + "]"
-
-
-def same(got, want) -> bool:
-    """`got` equals `want`; want None means any missing value (NaN, None, NA, NaT)."""
-    try:
-        got_missing = bool(pd.isna(got))
-    except (TypeError, ValueError):
-        return False
-    if want is None:
-        return got_missing
-    if got_missing:
-        return False
-    if isinstance(want, float):
-        try:
-            return math.isclose(float(got), want, rel_tol=1e-9, abs_tol=1e-12)
-        except (TypeError, ValueError):
-            return False
-    try:
-        return bool(got == want)
-    except (TypeError, ValueError):
-        return False
-
-
-def join(student, call: str, entity_df: pd.DataFrame, feature_df: pd.DataFrame, **kwargs):
-    """Call the student's join and check it returns one row per entity row."""
-    got = student.point_in_time_join(entity_df, feature_df, **kwargs)
-    assert isinstance(got, pd.DataFrame), (
-        f"{call}; got a value of type {type(got).__name__}, expected a pandas DataFrame with "
-        "one row per entity row."
-    )
-    assert len(got) == len(entity_df), (
-        f"{call}; got {len(got)} rows, expected {len(entity_df)}: the result has exactly one "
-        "row per entity row, whether or not a feature row matched."
-    )
-    return got
-
-
-def values(got: pd.DataFrame, column: str, call: str) -> list:
-    assert column in got.columns, (
-        f"{call}; the result has no column {column!r} (its columns: {list(got.columns)}), "
-        "expected the entity columns followed by the feature columns."
-    )
-    series = got[column]
-    assert isinstance(series, pd.Series), (
-        f"{call}; the result has the column {column!r} more than once, expected it once."
-    )
-    return series.tolist()
-
-
-def check(got: pd.DataFrame, column: str, want: list, call: str, why: str) -> None:
-    have = values(got, column, call)
-    ok = len(have) == len(want) and all(same(g, w) for g, w in zip(have, want, strict=True))
-    assert ok, f"{call}; got {column} = {shows(have)}, expected {shows(want)}: {why}"
 
 
 # -- 1. the as-of join --------------------------------------------------------------------------
