@@ -124,6 +124,14 @@ def setup_cmd(ctx: click.Context, seed: int, online: str, force: bool) -> None:
 def grading_options(func):
     """The sandbox's time limits, shared by every verb that grades."""
     func = click.option(
+        "--timeout",
+        "submission_timeout",
+        type=click.FloatRange(min=1),
+        default=600.0,
+        show_default=True,
+        help="Seconds one submission may take in all.",
+    )(func)
+    func = click.option(
         "--call-timeout",
         type=click.FloatRange(min=1),
         default=60.0,
@@ -158,14 +166,6 @@ def _options(call_timeout: float, submission_timeout: float, public_only: bool =
     default=Path("scorecard.json"),
     show_default=True,
     help="Where to write the scorecard.",
-)
-@click.option(
-    "--timeout",
-    "submission_timeout",
-    type=click.FloatRange(min=1),
-    default=600.0,
-    show_default=True,
-    help="Seconds the whole submission may take.",
 )
 @grading_options
 @click.pass_context
@@ -217,14 +217,6 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
     "--resume",
     is_flag=True,
     help="Keep scorecards already in --out that the same suites graded; grade the rest.",
-)
-@click.option(
-    "--timeout",
-    "submission_timeout",
-    type=click.FloatRange(min=1),
-    default=600.0,
-    show_default=True,
-    help="Seconds one submission may take in all.",
 )
 @grading_options
 @click.pass_context
