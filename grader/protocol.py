@@ -24,6 +24,9 @@ from pathlib import PurePath
 from typing import Any
 
 MAX_MESSAGE_BYTES = 1 << 30
+MAX_FRAME_ROWS = 20_000_000
+MAX_FRAME_CELLS = 200_000_000
+"""A frame may not decode to more than this: a length field costs nothing to send."""
 _U64 = struct.Struct("<Q")
 
 
@@ -88,13 +91,25 @@ def encode(value: Any, blobs: list[bytes]) -> Any:
 
 
 def decode(data: Any, blobs: list[bytes]) -> Any:
-    """Inverse of `encode`; builds only built-in, numpy and pandas objects."""
+    """Inverse of `encode`; builds only built-in, numpy and pandas objects.
+
+    Anything malformed (bad tags, bad numbers, too deep, too big) raises `ProtocolError`.
+    """
+    try:
+        return _decode(data, blobs)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, KeyError) as exc:
+        raise ProtocolError(f"malformed value: {type(exc).__name__}") from None
+
+
+def _decode(data: Any, blobs: list[bytes]) -> Any:
     import pandas as pd
 
     if data is None or isinstance(data, bool | int | float | str):
         return data
     if isinstance(data, list):
-        return [decode(v, blobs) for v in data]
+        return [_decode(v, blobs) for v in data]
     if not isinstance(data, dict):
         raise ProtocolError(f"unexpected JSON value of type {type(data).__name__}")
     if "$frame" in data:
@@ -104,7 +119,7 @@ def decode(data: Any, blobs: list[bytes]) -> Any:
         if list(frame.columns) != ["__value__"]:
             raise ProtocolError("malformed series")
         series = frame["__value__"]
-        series.name = decode(data.get("name"), blobs)
+        series.name = _decode(data.get("name"), blobs)
         return series
     if "$float" in data:
         return float(str(data["$float"]))
@@ -120,7 +135,7 @@ def decode(data: Any, blobs: list[bytes]) -> Any:
         return pd.NA
     if "$bytes" in data:
         return _blob(blobs, data["$bytes"])
-    return {str(k): decode(v, blobs) for k, v in data.items()}
+    return {str(k): _decode(v, blobs) for k, v in data.items()}
 
 
 def _blob(blobs: list[bytes], index: Any) -> bytes:
@@ -143,10 +158,54 @@ def _ipc_to_frame(data: bytes) -> Any:
     import pyarrow as pa
 
     try:
+        _refuse_compression(data)
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        if table.num_rows > MAX_FRAME_ROWS or table.num_rows * table.num_columns > MAX_FRAME_CELLS:
+            raise ProtocolError(f"frame too large ({table.num_rows} rows)")
         return table.to_pandas()
-    except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
+    except (pa.ArrowException, ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
         raise ProtocolError(f"malformed frame: {exc}") from None
+
+
+def _refuse_compression(data: bytes) -> None:
+    """Refuse a stream whose record or dictionary batches are compressed (a small message
+    could inflate to any size). `encode` never compresses, so only a forged stream does.
+
+    Reads the `compression` field of each batch's flatbuffer metadata (Arrow's Message.fbs:
+    Message.header is field 2; RecordBatch.compression is field 3; DictionaryBatch.data is
+    field 1)."""
+    import pyarrow as pa
+
+    for message in pa.ipc.MessageReader.open_stream(pa.py_buffer(data)):
+        meta = message.metadata.to_pybytes()
+        batch = _fb_table(meta, _fb_field(meta, _fb_root(meta), 2))
+        if message.type == "dictionary batch":
+            batch = _fb_table(meta, _fb_field(meta, batch, 1))
+        elif message.type != "record batch":
+            continue
+        if _fb_field(meta, batch, 3):
+            raise ProtocolError("compressed frames are not accepted")
+
+
+def _fb_root(buf: bytes) -> int:
+    return struct.unpack_from("<I", buf, 0)[0]
+
+
+def _fb_field(buf: bytes, table: int, index: int) -> int:
+    """Position of field `index` of the flatbuffer table at `table`, or 0 when absent."""
+    vtable = table - struct.unpack_from("<i", buf, table)[0]
+    size = struct.unpack_from("<H", buf, vtable)[0]
+    if 4 + 2 * index >= size:
+        return 0
+    offset = struct.unpack_from("<H", buf, vtable + 4 + 2 * index)[0]
+    return table + offset if offset else 0
+
+
+def _fb_table(buf: bytes, field: int) -> int:
+    """The table a reference field at `field` points to."""
+    if not field:
+        raise ProtocolError("malformed frame metadata")
+    return field + struct.unpack_from("<I", buf, field)[0]
 
 
 # ---------------------------------------------------------------------------- framing

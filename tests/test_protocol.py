@@ -1,0 +1,65 @@
+"""The wire format refuses what a hostile worker could send to exhaust or crash the grader."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from grader import protocol
+
+
+def _stream(table: pa.Table, **options) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(**options)) as w:
+        w.write_table(table)
+    return sink.getvalue()
+
+
+def test_frames_round_trip_including_categoricals():
+    frame = pd.DataFrame({"a": range(5), "b": pd.Categorical(list("abcab"))}, index=list("vwxyz"))
+    blobs: list[bytes] = []
+    back = protocol.decode(protocol.encode(frame, blobs), blobs)
+    pd.testing.assert_frame_equal(back, frame)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+def test_compressed_frames_are_refused(codec):
+    # Compressed record batches and dictionary batches could inflate far past the message size.
+    table = pa.table({"a": [0] * 1000, "b": pa.array(["x", "y"] * 500).dictionary_encode()})
+    with pytest.raises(protocol.ProtocolError, match="compressed"):
+        protocol.decode({"$frame": 0}, [_stream(table, compression=codec)])
+
+
+def test_a_huge_length_with_no_buffers_is_refused():
+    data = _stream(pa.table({"n": pa.nulls(10**9)}))
+    assert len(data) < 1000  # a billion rows that cost nothing to send
+    with pytest.raises(protocol.ProtocolError, match="too large"):
+        protocol.decode({"$frame": 0}, [data])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"$float": "x"},
+        {"$td": "zz"},
+        {"$td": 10**30},
+        {"$date": 5},
+        {"$ts": "not a time"},
+        {"$frame": 3},
+        {"$frame": 0},
+    ],
+)
+def test_malformed_values_raise_protocol_errors_only(bad):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode(bad, [b"not arrow"])
+
+
+def test_deep_nesting_is_a_protocol_error():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode(deep, [])
