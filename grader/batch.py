@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -136,6 +135,7 @@ def run_batch(
     options: GradingOptions | None = None,
     resume: bool = False,
     scheduler: str | None = None,
+    warm: bool = True,
     on_done: Callable[[Scorecard, int, int], None] | None = None,
 ) -> list[Scorecard]:
     """Grade every submission of `folder` into `out`; returns the scorecards by id.
@@ -144,7 +144,9 @@ def run_batch(
     gets a scorecard. With `resume`, a submission whose scorecard in `out` was made by the same
     suites (equal `suite_digest`) and graded is kept, not regraded. `on_done(card, done,
     total)` reports progress. With `scheduler`, the submissions are graded on that Dask
-    cluster instead of local child processes.
+    cluster instead of local child processes. With `warm` (and bubblewrap), each slot keeps a
+    pre-imported worker factory that forks the sandboxed workers (`grader.warm`); without, every
+    submission starts its workers from scratch.
     """
     options = options or GradingOptions()
     entries = find_submissions(folder, out)
@@ -179,7 +181,7 @@ def run_batch(
         except ClusterError as exc:
             raise BatchError(str(exc)) from None
     else:
-        _run_local(kit, pending, workers, options, finished)
+        _run_local(kit, pending, workers, options, finished, warm=warm)
     cards.sort(key=lambda c: c.submission)
     write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards))
     write_json_atomic(
@@ -194,9 +196,11 @@ def _run_local(
     workers: int,
     options: GradingOptions,
     finished: Callable[[Scorecard], None],
+    *,
+    warm: bool,
 ) -> None:
     """Grade `pending` in forked children, at most `workers` at once."""
-    zygotes = _launch_zygotes(kit, workers, options)
+    zygotes = _launch_zygotes(kit, workers, options) if warm else [None] * max(1, workers)
     # Pay for the heavy imports once here, while the factories pay theirs: every forked
     # grading child inherits them.
     import feast  # noqa: F401
@@ -235,11 +239,6 @@ def _launch_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
     from grader.sandbox import bwrap_works
 
     count = max(1, workers)
-    # The warm pool is experimental: a review found ways for a job to reach other jobs
-    # through the sandbox-wide /proc and to outlive its kill (see CHANGELOG). Until fixed, it
-    # runs only when asked for with FSLAB_WARM_POOL=1; cold workers hold every rule.
-    if os.environ.get("FSLAB_WARM_POOL") != "1":
-        return [None] * count
     if options.use_bwrap is False or not bwrap_works():
         return [None] * count
     from grader.sandbox import WorkerError

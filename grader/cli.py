@@ -218,10 +218,17 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
     is_flag=True,
     help="Keep scorecards already in --out that the same suites graded; grade the rest.",
 )
+@click.option(
+    "--warm/--cold",
+    default=True,
+    show_default=True,
+    help="Fork sandboxed workers from a pre-imported factory per slot (fast), or start "
+    "each from scratch.",
+)
 @grading_options
 @click.pass_context
 def batch_cmd(
-    ctx, submissions, out, workers, scheduler, resume, submission_timeout, call_timeout
+    ctx, submissions, out, workers, scheduler, resume, warm, submission_timeout, call_timeout
 ) -> None:
     """Grade every sub-folder or .zip of SUBMISSIONS, each as one submission.
 
@@ -241,6 +248,7 @@ def batch_cmd(
                 workers=workers,
                 resume=resume,
                 scheduler=scheduler,
+                warm=warm,
                 options=_options(call_timeout, submission_timeout),
                 on_done=on_done,
             )

@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -139,6 +140,23 @@ class GradingContext:
         self.proxies: dict[str, StudentProxy] = {}
         self.student_worker: SharedWorker | None = None
         self.reference_worker: SharedWorker | None = None
+        self.reference_files = self._stage_reference()
+
+    def _stage_reference(self) -> dict[str, StagedFile]:
+        """Copy the reference solutions next to the submission now, before any student code
+        runs: the trusted side never writes into the (student-reachable) work folder later."""
+        files = {}
+        for slug in self.slugs:
+            ex = self.kit.exercise(slug)
+            source = self.kit.root / "solutions" / slug / ex.module
+            folder = self.workroot / "reference" / slug
+            folder.mkdir(parents=True, exist_ok=True)
+            if source.is_file():
+                shutil.copy2(source, folder / ex.module)
+                files[slug] = StagedFile(slug, ex.module, "ok", path=folder / ex.module)
+            else:
+                files[slug] = StagedFile(slug, ex.module, "missing")
+        return files
 
     def _shared(self, folder: Path) -> SharedWorker:
         """One sandboxed worker for every exercise module staged under `folder`."""
@@ -186,17 +204,9 @@ class GradingContext:
         """A proxy of the reference solution, sandboxed the same way (for timing ratios)."""
         key = f"reference:{slug}"
         if key not in self.proxies:
-            ex = self.kit.exercise(slug)
-            source = self.kit.root / "solutions" / slug / ex.module
-            folder = self.workroot / "reference" / slug
-            folder.mkdir(parents=True, exist_ok=True)
-            if source.is_file():
-                shutil.copy2(source, folder / ex.module)
-                staged = StagedFile(slug, ex.module, "ok", path=folder / ex.module)
-            else:
-                staged = StagedFile(slug, ex.module, "missing")
             if self.reference_worker is None:
                 self.reference_worker = self._shared(self.workroot / "reference")
+            staged = self.reference_files[slug]
             self.proxies[key] = self._proxy(staged, self.reference_worker, deadline=None)
         return self.proxies[key]
 
@@ -392,8 +402,23 @@ def grade_submission(
         shutil.rmtree(workroot, ignore_errors=True)
 
 
+_FORK_ORPHANS: list[Any] = []
+
+
+def _forget_inherited_engines() -> None:
+    """After a fork: stop using the parent's DuckDB connection (ibis's default backend, which
+    Feast's duckdb store reads through). DuckDB is not fork-safe: a query on a connection
+    whose worker threads stayed in the parent waits forever. The old connection is kept, not
+    closed, since closing it could wait for those threads too."""
+    config = sys.modules.get("ibis.config")
+    if config is not None and config.options.default_backend is not None:
+        _FORK_ORPHANS.append(config.options.default_backend)
+        config.options.default_backend = None
+
+
 def _child(kit: Kit, source: Path, name: str | None, slugs, options, out: str) -> None:
     os.setsid()  # our own process group: the parent can end us and our workers together
+    _forget_inherited_engines()
     card = grade_submission(kit, source, name=name, slugs=slugs, options=options)
     write_json_atomic(Path(out), card.to_dict())
 

@@ -184,13 +184,22 @@ def python_command(module: str, *args: str) -> list[str]:
 
 
 def bwrap_prefix(
-    writable: Path, readonly: list[Path], *, caps: list[str], extra: tuple[str, ...] = ()
+    writable: Path,
+    readonly: list[Path],
+    *,
+    caps: list[str],
+    extra: tuple[str, ...] = (),
+    uid: int = NOBODY,
 ) -> list[str]:
     """bubblewrap arguments: a fresh view holding /usr, Python, the grader package without its
-    suites, `readonly` folders, and one `writable` folder (the cwd); no network."""
+    suites, `readonly` folders, and one `writable` folder (the cwd); no network.
+
+    `uid` is the user inside the sandbox. Any uid but 0 makes bubblewrap nest a second user
+    namespace, which locks the sandbox's mounts for its processes (a warm factory needs uid
+    0, without capabilities but CAP_SYS_ADMIN, to give each job its own /proc)."""
     package = Path(grader.__file__).resolve().parent
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", *caps]
-    argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+    argv += ["--unshare-user", "--uid", str(uid), "--gid", str(uid)]
     argv += ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
         target = Path("/") / link

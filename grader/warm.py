@@ -65,8 +65,9 @@ class Zygote:
             if cgroup is not None:
                 (cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
-        caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN"]
-        argv = bwrap_prefix(self.pool, self.readonly, caps=caps, extra=("--dir", HOLD))
+        # CAP_SYS_ADMIN builds each job's mounts; CAP_SETPCAP lets a job empty its bounding set.
+        caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"]
+        argv = bwrap_prefix(self.pool, self.readonly, caps=caps, extra=("--dir", HOLD), uid=0)
         argv += python_command("grader.zygote", str(theirs.fileno()), str(self.pool), *self.preload)
         self.proc = subprocess.Popen(
             argv,
@@ -128,31 +129,35 @@ class Zygote:
         """A fresh folder in the pool (the only place a job can be given)."""
         return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.pool))
 
-    def spawn(self, job_dir: Path, limits: Limits) -> tuple[int, int, int]:
-        """Fork a job working in `job_dir`; returns (pid, fd to it, fd from it)."""
+    def spawn(self, job_dir: Path, limits: Limits) -> tuple[int, int, int, int]:
+        """Fork a job working in `job_dir`; returns (pid, fd to it, fd from it, its output)."""
         assert self.sock is not None
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
+        out_r, out_w = os.pipe()
+        ours, theirs = (to_w, from_r, out_r), (to_r, from_w, out_w)
         request = {"op": "spawn", "dir": str(job_dir), "limits": rlimits(limits)}
         try:
-            socket.send_fds(self.sock, [json.dumps(request).encode()], [to_r, from_w])
+            socket.send_fds(self.sock, [json.dumps(request).encode()], list(theirs))
         except OSError as exc:
-            for fd in (to_r, to_w, from_r, from_w):
+            for fd in ours + theirs:
                 os.close(fd)
             raise WorkerError(f"the warm worker factory is gone ({exc})") from None
-        os.close(to_r)
-        os.close(from_w)
+        for fd in theirs:
+            os.close(fd)
         deadline = time.monotonic() + 30
         while True:
             message = self._receive(deadline)
-            if message is None:
-                os.close(to_w)
-                os.close(from_r)
-                raise WorkerError("the warm worker factory did not answer")
+            if message is None or message.get("op") == "spawned" and not message.get("pid"):
+                for fd in ours:
+                    os.close(fd)
+                raise WorkerError(
+                    f"the warm worker factory could not start a job: {self._err.text()[-300:]}"
+                )
             if message.get("op") == "spawned":
                 pid = int(message["pid"])
                 self.ended.pop(pid, None)  # an earlier job that had the same pid
-                return pid, to_w, from_r
+                return pid, to_w, from_r, out_r
 
     def is_ended(self, pid: int) -> bool:
         self._drain()
@@ -219,7 +224,10 @@ class ZygoteWorker(Worker):
         self.pid: int | None = None
 
     def start(self) -> None:
-        self.pid, self._to_worker, self._from_worker = self.zygote.spawn(self.workdir, self.limits)
+        self.pid, self._to_worker, self._from_worker, output = self.zygote.spawn(
+            self.workdir, self.limits
+        )
+        self._err = _Drain(os.fdopen(output, "rb"), self.limits.output_bytes)
         try:
             self._read(time.monotonic() + self.limits.start_timeout_s)
         except WorkerError as exc:

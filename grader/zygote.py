@@ -1,16 +1,22 @@
 """The warm worker factory that runs inside bubblewrap (the sandbox side of a warm pool).
 
 Started once per batch slot by `grader.warm.Zygote`, it imports pandas, pyarrow and Feast once,
-then forks one job per request: a fresh worker that never pays those imports again. Each job,
-before any student code runs, enters its own mount, PID and IPC namespaces, hides every other
-job's folder (a tmpfs over the pool, with only its own folder bound back), gets a read-only
-/tmp (TMPDIR is its own folder), its resource limits, and drops every capability (the
-zygote holds CAP_SYS_ADMIN in the sandbox's user namespace only to build these mounts).
-Killing a job's first process kills its whole PID namespace, so nothing it started survives.
+then forks one job per request: a fresh worker that never pays those imports again.
+
+A job is built in two steps so that the factory can always kill it whole. A short-lived
+"builder" child enters fresh mount, PID, IPC, network and UTS namespaces, hides every other
+job's folder (a tmpfs over the pool with only the job's folder bound back), makes /tmp
+read-only, forks the job proper as PID 1 of the new PID namespace, reports its pid and exits.
+The factory is a child subreaper, so it inherits the job and can signal it directly: killing
+the PID 1 of a namespace kills everything in it, whatever the job did to its own signals.
+The job then mounts its own /proc (it sees only its own processes: no other job's folder
+through /proc/<pid>/root), a private /dev/shm, takes its resource limits, points stdout and
+stderr at its own pipe, and drops every capability (the factory holds CAP_SYS_ADMIN in the
+sandbox's user namespace only to build these mounts) before any student code is loaded.
 
 Control messages (SOCK_SEQPACKET, JSON, file descriptors by SCM_RIGHTS):
-  -> {"op": "spawn", "dir": str, "limits": {...}} + [in_fd, out_fd]
-  <- {"op": "spawned", "pid": int}
+  -> {"op": "spawn", "dir": str, "limits": {...}} + [in_fd, out_fd, output_fd]
+  <- {"op": "spawned", "pid": int}              (pid 0: the job could not be built)
   -> {"op": "kill", "pid": int}
   -> {"op": "killall"}                          (between two submissions, to be sure)
   <- {"op": "ended", "pid": int, "code": int}   (whenever a job ends, killed or not)
@@ -20,7 +26,6 @@ Control messages (SOCK_SEQPACKET, JSON, file descriptors by SCM_RIGHTS):
 from __future__ import annotations
 
 import ctypes
-import importlib
 import json
 import os
 import resource
@@ -28,13 +33,18 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
+CLONE_NEWNET, CLONE_NEWUTS = 0x40000000, 0x04000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_MOVE, MS_REC = 4096, 8192, 16384
 MS_PRIVATE = 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 4, 24, 38, 36
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+PR_SET_SECUREBITS = 28
+# SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP, SECBIT_NO_CAP_AMBIENT_RAISE and their locks.
+SECURE_BITS_LOCKED_NOROOT = 0b11 | 0b1100 | 0b11 << 6
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 HOLD = "/.fslab-job"
 
@@ -65,45 +75,105 @@ def isolate(job_dir: str, pool_root: str) -> None:
     _mount("tmpfs", pool_root, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     os.makedirs(job_dir)
     _mount(HOLD, job_dir, None, MS_MOVE)
+    _mount(
+        None, pool_root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k,mode=755"
+    )
     _mount(None, "/tmp", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def drop_privileges() -> None:
-    """No capabilities, now or ever again (the uid is already unprivileged)."""
+    """No capabilities, now or ever again.
+
+    The job is uid 0 of the sandbox's user namespace (see `grader.sandbox.bwrap_prefix`), so
+    an exec would normally hand it the bounding set again: empty the bounding set, lock the
+    "root is not special" secure bits, and set no_new_privs (needs CAP_SETPCAP until here).
+    """
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-    for cap in range(64):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # fails harmlessly past the last cap
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last_cap + 1):
+        _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
+    _check(libc.prctl(PR_SET_SECUREBITS, SECURE_BITS_LOCKED_NOROOT, 0, 0, 0), "securebits")
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)()
     _check(libc.capset(header, data), "capset")
 
 
-def run_job(request: dict, in_fd: int, out_fd: int) -> None:
-    """The forked job: namespaces, mounts, then a worker as PID 1 of its namespace."""
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
+def private_proc_and_shm() -> None:
+    """In the job (PID 1 of its namespace): a /proc showing only this namespace, with the
+    same read-only paths bubblewrap protects, and a /dev/shm of its own."""
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"):
+        if os.path.exists(path):
+            _mount(path, path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    if os.path.isdir("/dev/shm"):
+        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+
+
+def run_job(request: dict, in_fd: int, out_fd: int, output_fd: int) -> None:
+    """The job proper: its own /proc and /dev/shm, limits, no capabilities, then the worker."""
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    os.close(output_fd)
+    # Nothing the factory opened reaches the job: only stdio and its two pipes.
+    keep = sorted({0, 1, 2, in_fd, out_fd})
+    for low, high in zip(keep, [*keep[1:], 65536], strict=True):
+        os.closerange(low + 1, high)
+    private_proc_and_shm()
+    for name, value in request["limits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    drop_privileges()
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     job_dir = str(request["dir"])
-    isolate(job_dir, str(request["pool"]))
+    os.chdir(job_dir)
+    os.environ.update({"HOME": job_dir, "TMPDIR": job_dir})
+    tempfile.tempdir = None  # the factory's imports cached the pool as the temp folder
+    from grader.worker import serve
+
+    os._exit(serve(in_fd, out_fd))
+
+
+def build_job(request: dict, fds: list[int], report: int) -> None:
+    """The builder: new namespaces and mounts, then fork the job as their PID 1, report its
+    pid on `report` and exit (the job is re-parented to the factory, a subreaper)."""
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS
+    _check(libc.unshare(flags), "unshare")
+    isolate(str(request["dir"]), str(request["pool"]))
     pid = os.fork()
     if pid == 0:
+        os.close(report)
         try:
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            for name, value in request["limits"].items():
-                res = getattr(resource, name)
-                resource.setrlimit(res, (value, value))
-            drop_privileges()
-            os.chdir(job_dir)
-            os.environ.update({"HOME": job_dir, "TMPDIR": job_dir})
-            from grader.worker import serve
+            run_job(request, *fds)
+        except BaseException as exc:  # noqa: BLE001 - a job must never fall back into the zygote loop
+            print(f"zygote: job setup failed: {exc!r}", file=sys.stderr, flush=True)
+        os._exit(70)
+    os.write(report, pid.to_bytes(4, "little"))
 
-            code = serve(in_fd, out_fd)
-        except BaseException:  # noqa: BLE001 - a job must never fall back into the zygote loop
-            code = 70
-        os._exit(code)
-    os.close(in_fd)
-    os.close(out_fd)
-    _, status = os.waitpid(pid, 0)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+def spawn(request: dict, fds: list[int], jobs: dict[int, int], ctrl: socket.socket) -> int:
+    """Build one job; returns its pid (in our PID namespace), or 0 when that failed."""
+    report_r, report_w = os.pipe()
+    builder = os.fork()
+    if builder == 0:
+        ctrl.close()
+        os.close(report_r)
+        for pidfd in jobs:
+            os.close(pidfd)
+        try:
+            build_job(request, fds, report_w)
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001
+            print(f"zygote: job setup failed: {exc!r}", file=sys.stderr, flush=True)
+        finally:
+            os._exit(71)
+    os.close(report_w)
+    for f in fds:
+        os.close(f)
+    reported = os.read(report_r, 4)
+    os.close(report_r)
+    os.waitpid(builder, 0)
+    return int.from_bytes(reported, "little") if len(reported) == 4 else 0
 
 
 def _send(sock: socket.socket, message: dict) -> None:
@@ -114,37 +184,29 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ctrl = socket.socket(fileno=int(argv[0]))
     pool_root = argv[1]
-    for name in argv[2:]:
-        importlib.import_module(name)
+    # Jobs outlive their builders; as a subreaper we inherit them, so only we reap and kill them.
+    _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
+    from grader.worker import preload
+
+    preload(argv[2:])
     _send(ctrl, {"op": "ready", "threads": len(os.listdir("/proc/self/task"))})
     jobs: dict[int, int] = {}  # pidfd -> pid
     while True:
         ready, _, _ = select.select([ctrl, *jobs], [], [])
         for fd in ready:
             if fd is ctrl:
-                data, fds, _flags, _addr = socket.recv_fds(ctrl, 65536, 2)
+                data, fds, _flags, _addr = socket.recv_fds(ctrl, 65536, 3)
                 if not data:  # the grader went away: so do we and our jobs
                     for pid in jobs.values():
                         os.kill(pid, signal.SIGKILL)
                     return 0
                 request = json.loads(data)
-                if request["op"] == "spawn" and len(fds) == 2:
+                if request["op"] == "spawn" and len(fds) == 3:
                     request["pool"] = pool_root
-                    pid = os.fork()
-                    if pid == 0:
-                        ctrl.close()
-                        for pidfd in jobs:
-                            os.close(pidfd)
-                        try:
-                            run_job(request, fds[0], fds[1])
-                        except BaseException as exc:  # noqa: BLE001
-                            print(f"zygote: job setup failed: {exc!r}", file=sys.stderr, flush=True)
-                        finally:
-                            os._exit(71)
-                    for f in fds:
-                        os.close(f)
-                    jobs[os.pidfd_open(pid)] = pid
-                    _send(ctrl, {"op": "spawned", "pid": pid, "token": request.get("token")})
+                    pid = spawn(request, fds, jobs, ctrl)
+                    if pid:
+                        jobs[os.pidfd_open(pid)] = pid
+                    _send(ctrl, {"op": "spawned", "pid": pid})
                 elif request["op"] == "kill" and request.get("pid") in jobs.values():
                     os.kill(int(request["pid"]), signal.SIGKILL)
                 elif request["op"] == "killall":

@@ -20,6 +20,7 @@ def look():
         "pid": os.getpid(),
         "caps": status.split("CapEff:")[1].split()[0],
         "tmp": sorted(os.listdir("/tmp")),
+        "fds": len(os.listdir("/proc/self/fd")),
     }
 def leave_traces():
     try:
@@ -39,12 +40,40 @@ def remount():
 def spin():
     while True:
         pass
+def privileges():
+    child = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in child.splitlines())
+    return {key: int(fields[key].strip(), 16) for key in ("CapEff", "CapPrm", "CapBnd")}
+def processes():
+    return sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
+def reach_other_jobs():
+    # Every folder of the pool this job can list through any process's root or cwd.
+    pool, mine = os.path.split(os.getcwd())
+    found = set()
+    for pid in range(1, 4096):
+        for path in (f"/proc/{pid}/root{pool}", f"/proc/{pid}/cwd/.."):
+            try:
+                found.update(os.listdir(path))
+            except OSError:
+                pass
+    return sorted(found - {mine})
+def share_memory(text):
+    seen = sorted(os.listdir("/dev/shm"))
+    open("/dev/shm/note", "w").write(text)
+    return seen
+def escape_kill():
+    import ctypes, signal
+    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # clear PR_SET_PDEATHSIG
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    subprocess.Popen(["sh", "-c", "trap '' TERM HUP; sleep 300 # fslab-escape-marker"])
+    return os.getpid()
 """
 
 
 @pytest.fixture(scope="module")
 def zygote():
-    z = Zygote(preload=("pandas",), limits=Limits(call_timeout_s=10)).start().wait_ready()
+    z = Zygote(preload=("pandas", "feast"), limits=Limits(call_timeout_s=10)).start().wait_ready()
     yield z
     z.close()
 
@@ -74,6 +103,9 @@ def test_a_job_sees_only_its_own_folder_no_capabilities_and_is_pid_1(zygote):
         assert seen["pool"] == [second.workdir.name]
         assert seen["pid"] == 1
         assert int(seen["caps"], 16) == 0
+        assert seen["fds"] <= 6  # stdio, its two pipes, the listing itself: nothing inherited
+        # Feast's metrics stay in memory: no memory-mapped files every job would share.
+        assert list(zygote.pool.glob("feast_metrics_*/*")) == []
         code, errno = call(second, "remount")
         assert code != 0 and errno != 0
     finally:
@@ -106,3 +138,48 @@ def test_a_hung_job_is_killed_and_the_factory_keeps_working(zygote):
         assert call(again, "look")["pid"] == 1
     finally:
         again.close()
+
+
+def test_a_job_cannot_regain_capabilities_by_exec(zygote):
+    worker = job(zygote, "grace")
+    try:
+        assert call(worker, "privileges") == {"CapEff": 0, "CapPrm": 0, "CapBnd": 0}
+    finally:
+        worker.close()
+
+
+def test_a_job_sees_only_its_own_processes_and_no_other_job_through_proc(zygote):
+    reference, student = job(zygote, "reference"), job(zygote, "heidi")
+    try:
+        assert call(student, "processes") == [1]
+        # The reference job is running; its folder must not be reachable through /proc.
+        assert call(student, "reach_other_jobs", timeout=30) == []
+    finally:
+        reference.close()
+        student.close()
+
+
+def test_dev_shm_is_private_to_each_job(zygote):
+    first, second = job(zygote, "ivan"), job(zygote, "judy")
+    try:
+        answer, _ = first.request(
+            {"op": "call", "module": "probe", "function": "share_memory", "args": ["a"]}
+        )
+        assert answer["value"] == []
+        answer, _ = second.request(
+            {"op": "call", "module": "probe", "function": "share_memory", "args": ["b"]}
+        )
+        assert answer["value"] == []  # the first job's note is not there
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_job_that_ignores_signals_and_clears_its_death_signal_is_killed_whole(zygote):
+    worker = job(zygote, "mallory")
+    call(worker, "escape_kill")
+    worker.kill()
+    assert not worker.alive
+    time.sleep(0.5)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "fslab-escape-marker" not in ps
