@@ -229,6 +229,8 @@ def _run_local(
                 free.append(slot)
                 finished(child.result())
     finally:
+        for child in running.values():  # interrupted: nothing we started may outlive us
+            child.kill()
         for options_ in slots:
             if options_.zygote is not None:
                 options_.zygote.close()

@@ -11,12 +11,14 @@ pytest caches imported test modules, so `pytest.main` must run once per process:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -403,6 +405,7 @@ def grade_submission(
 
 
 _FORK_ORPHANS: list[Any] = []
+_PR_SET_PDEATHSIG = 1
 
 
 def _forget_inherited_engines() -> None:
@@ -416,8 +419,12 @@ def _forget_inherited_engines() -> None:
         config.options.default_backend = None
 
 
-def _child(kit: Kit, source: Path, name: str | None, slugs, options, out: str) -> None:
+def _child(kit: Kit, source: Path, name: str | None, slugs, options, out: str, parent: int) -> None:
     os.setsid()  # our own process group: the parent can end us and our workers together
+    # ... and if the parent is killed outright, we go too (our workers die with us).
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the line above
     _forget_inherited_engines()
     card = grade_submission(kit, source, name=name, slugs=slugs, options=options)
     write_json_atomic(Path(out), card.to_dict())
@@ -477,7 +484,7 @@ def start_child(
     os.close(fd)
     os.unlink(out)
     process = multiprocessing.get_context("fork").Process(
-        target=_child, args=(kit, source, name, slugs, options, out), daemon=False
+        target=_child, args=(kit, source, name, slugs, options, out, os.getpid()), daemon=False
     )
     process.start()
     return ChildGrading(kit, source, name, slugs, options, process, Path(out), time.monotonic())
