@@ -23,7 +23,10 @@ import time
 from pathlib import PurePath
 from typing import Any
 
-MAX_MESSAGE_BYTES = 1 << 30
+MAX_MESSAGE_BYTES = 256 << 20
+MAX_HEADER_BYTES = 16 << 20
+"""Values travel in the JSON header only when small (frames go in blobs), and each JSON byte
+can become dozens of bytes of Python objects: the header gets a budget of its own."""
 MAX_FRAME_ROWS = 20_000_000
 MAX_FRAME_CELLS = 200_000_000
 """A frame may not decode to more than this: a length field costs nothing to send."""
@@ -160,11 +163,24 @@ def _ipc_to_frame(data: bytes) -> Any:
     try:
         _refuse_compression(data)
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        for column in table.schema:
+            if not _flat(column.type):
+                raise ProtocolError(f"column {column.name!r} has a nested type ({column.type})")
         if table.num_rows > MAX_FRAME_ROWS or table.num_rows * table.num_columns > MAX_FRAME_CELLS:
             raise ProtocolError(f"frame too large ({table.num_rows} rows)")
         return table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
         raise ProtocolError(f"malformed frame: {exc}") from None
+
+
+def _flat(kind: Any) -> bool:
+    """Whether a column type converts to pandas at a bounded cost per byte: no lists, structs,
+    maps or unions (an empty list costs nothing to send and a Python object to receive)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        return _flat(kind.value_type)
+    return not (pa.types.is_nested(kind) or pa.types.is_union(kind))
 
 
 def _refuse_compression(data: bytes) -> None:
@@ -211,16 +227,36 @@ def _fb_table(buf: bytes, field: int) -> int:
 # ---------------------------------------------------------------------------- framing
 
 
-def write_message(fd: int, header: dict[str, Any], blobs: list[bytes] = ()) -> None:  # type: ignore[assignment]
-    """Write one message to the file descriptor `fd` (blocking)."""
+def write_message(
+    fd: int,
+    header: dict[str, Any],
+    blobs: list[bytes] = (),  # type: ignore[assignment]
+    deadline: float | None = None,
+) -> None:
+    """Write one message to the file descriptor `fd`; `TimeoutError` once `deadline`
+    (monotonic) has passed with the message not yet written (a reader that stopped reading)."""
     head = json.dumps(header, allow_nan=False).encode()
     parts = [_U64.pack(len(head)), head, _U64.pack(len(blobs))]
     for blob in blobs:
         parts += [_U64.pack(len(blob)), blob]
     payload = memoryview(b"".join(parts))
-    while payload:
-        written = os.write(fd, payload)
-        payload = payload[written:]
+    if deadline is None:
+        while payload:
+            payload = payload[os.write(fd, payload) :]
+        return
+    blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)
+    try:
+        while payload:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise TimeoutError
+            try:
+                payload = payload[os.write(fd, payload) :]
+            except BlockingIOError:
+                pass
+    finally:
+        os.set_blocking(fd, blocking)
 
 
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
@@ -254,7 +290,10 @@ def read_message(fd: int, deadline: float | None = None) -> tuple[dict[str, Any]
         return n
 
     try:
-        header = json.loads(_read_exact(fd, length(), deadline))
+        size = length()
+        if size > MAX_HEADER_BYTES:
+            raise ProtocolError("message header too large")
+        header = json.loads(_read_exact(fd, size, deadline))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ProtocolError("malformed message header") from None
     if not isinstance(header, dict):

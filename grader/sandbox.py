@@ -371,7 +371,10 @@ class Worker:
             self.start()
         deadline = time.monotonic() + (self.limits.call_timeout_s if timeout is None else timeout)
         try:
-            protocol.write_message(self._to_worker, header, blobs or [])
+            protocol.write_message(self._to_worker, header, blobs or [], deadline)
+        except TimeoutError:  # the worker stopped reading (busy in another thread)
+            self.kill()
+            raise WorkerTimeout("no answer in time") from None
         except OSError:
             code = self._exit_code()
             self.kill()
@@ -412,10 +415,10 @@ class Worker:
         """Ask the worker to exit, then make sure nothing it started is left."""
         if self.alive and self._to_worker >= 0:
             try:
-                protocol.write_message(self._to_worker, {"op": "exit"})
+                protocol.write_message(self._to_worker, {"op": "exit"}, [], time.monotonic() + 5)
                 assert self.proc is not None
                 self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
+            except (OSError, subprocess.TimeoutExpired):  # TimeoutError is an OSError
                 pass
         self.kill()
 

@@ -56,6 +56,10 @@ class StudentCrash(StudentProblem):
     """The worker died during a call (exit, signal, memory)."""
 
 
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
+
+
 @dataclass
 class CallResult:
     """The last call's side information."""
@@ -64,6 +68,9 @@ class CallResult:
     stderr: str = ""
     seconds: float = 0.0
     """Wall-clock seconds of the round trip, measured on the trusted side."""
+    cpu_seconds: float | None = None
+    """CPU seconds of the worker process during the call, as it reports them (trust it only
+    for the reference solution: other processes cannot inflate it, as they can wall time)."""
     args_after: list[Any] | None = None
     """The arguments as the function left them (when asked for, to detect mutation)."""
 
@@ -240,6 +247,7 @@ class StudentProxy:
                 stdout=str(answer.get("stdout", "")),
                 stderr=str(answer.get("stderr", "")),
                 seconds=seconds,
+                cpu_seconds=_seconds(answer.get("cpu_s")),
                 args_after=protocol.decode(after, out_blobs) if after is not None else None,
             )
             if "error" in answer:

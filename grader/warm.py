@@ -257,7 +257,7 @@ class ZygoteWorker(Worker):
             try:
                 from grader import protocol
 
-                protocol.write_message(self._to_worker, {"op": "exit"})
+                protocol.write_message(self._to_worker, {"op": "exit"}, [], time.monotonic() + 5)
                 self.zygote.wait_ended(self.pid, 5)  # type: ignore[arg-type]
             except OSError:
                 pass

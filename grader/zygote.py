@@ -64,7 +64,7 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 
 def isolate(job_dir: str, pool_root: str) -> None:
-    """In a fresh mount namespace: the pool holds only `job_dir`, and /tmp is read-only.
+    """In a fresh mount namespace: the pool holds only `job_dir`; /tmp and /dev are read-only.
 
     `HOLD` is an empty mount point the zygote's sandbox provides (`--dir`). /tmp is shared by
     every job of this factory, so no job may write there (jobs get TMPDIR=their folder); it
@@ -78,7 +78,15 @@ def isolate(job_dir: str, pool_root: str) -> None:
     _mount(
         None, pool_root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k,mode=755"
     )
-    _mount(None, "/tmp", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _remount_readonly("/tmp")
+    _remount_readonly("/dev")  # device nodes stay usable; no files left for the next job
+
+
+def _remount_readonly(path: str) -> None:
+    """Make the mount at `path` read-only in this mount namespace, keeping its other flags
+    (statvfs's ST_* bits equal the MS_* bits for these)."""
+    keep = os.statvfs(path).f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC | 1024 | 2048)
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep)
 
 
 def drop_privileges() -> None:
@@ -125,6 +133,9 @@ def run_job(request: dict, in_fd: int, out_fd: int, output_fd: int) -> None:
         resource.setrlimit(getattr(resource, name), (value, value))
     drop_privileges()
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    from grader.worker import lock_down
+
+    lock_down()
     job_dir = str(request["dir"])
     os.chdir(job_dir)
     os.environ.update({"HOME": job_dir, "TMPDIR": job_dir})
@@ -154,7 +165,13 @@ def build_job(request: dict, fds: list[int], report: int) -> None:
 def spawn(request: dict, fds: list[int], jobs: dict[int, int], ctrl: socket.socket) -> int:
     """Build one job; returns its pid (in our PID namespace), or 0 when that failed."""
     report_r, report_w = os.pipe()
-    builder = os.fork()
+    try:
+        builder = os.fork()
+    except OSError as exc:  # e.g. a job of this slot used up the process limit
+        print(f"zygote: cannot fork a job: {exc!r}", file=sys.stderr, flush=True)
+        for f in (*fds, report_r, report_w):
+            os.close(f)
+        return 0
     if builder == 0:
         ctrl.close()
         os.close(report_r)

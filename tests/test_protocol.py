@@ -63,3 +63,40 @@ def test_deep_nesting_is_a_protocol_error():
         deep = [deep]
     with pytest.raises(protocol.ProtocolError):
         protocol.decode(deep, [])
+
+
+def test_nested_columns_are_refused_before_conversion():
+    # A list column of empty lists is cheap to send and costs a Python object per row here.
+    data = _stream(pa.table({"x": pa.array([[]] * 1000, type=pa.list_(pa.int8()))}))
+    with pytest.raises(protocol.ProtocolError, match="nested"):
+        protocol.decode({"$frame": 0}, [data])
+
+
+def test_an_oversized_header_is_refused_unread():
+    import os
+    import struct
+
+    read, write = os.pipe()
+    try:
+        os.write(write, struct.pack("<Q", protocol.MAX_HEADER_BYTES + 1))
+        with pytest.raises(protocol.ProtocolError, match="header too large"):
+            protocol.read_message(read)
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_writing_to_a_peer_that_stopped_reading_times_out():
+    import os
+    import time
+
+    read, write = os.pipe()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            protocol.write_message(write, {"op": "call"}, [b"x" * (4 << 20)], started + 1)
+        assert time.monotonic() - started < 5
+        assert os.get_blocking(write)  # left as it was found
+    finally:
+        os.close(read)
+        os.close(write)

@@ -233,3 +233,44 @@ def test_the_worker_can_write_only_its_private_folder(proxy_factory):
     # Python's and the system's folders are read-only inside; nothing reaches the host.
     assert not any(v for k, v in results.items() if "/usr/" in k or "python3" in k), results
     assert not (KIT_ROOT / "scribble.txt").exists()
+
+
+KEYRING_ATTACK = """
+import ctypes, platform
+from grader.seccomp import _ARCHES
+def keyring_and_namespaces():
+    libc = ctypes.CDLL(None, use_errno=True)
+    numbers = _ARCHES[platform.machine()][1]
+    add = libc.syscall(numbers["add_key"], b"user", b"fslab", b"answers", 7, -3)
+    add_errno = ctypes.get_errno()
+    new_user_ns = libc.unshare(0x10000000)
+    return [add, add_errno, new_user_ns, ctypes.get_errno()]
+"""
+
+
+def test_keyrings_and_new_namespaces_are_refused_to_student_code(proxy_factory):
+    # The session keyring is the grader's own; a key stored there would outlive the worker.
+    import errno
+
+    assert proxy_factory(KEYRING_ATTACK).keyring_and_namespaces() == [
+        -1, errno.EPERM, -1, errno.EPERM
+    ]  # fmt: skip
+
+
+def test_calls_report_the_workers_cpu_time_apart_from_wall_time(proxy_factory):
+    # A timing baseline in CPU seconds cannot be inflated by other busy processes.
+    proxy = proxy_factory(
+        """
+        import time
+        def wait():
+            time.sleep(1)
+        def work():
+            end = time.process_time() + 0.5
+            while time.process_time() < end:
+                pass
+        """
+    )
+    proxy.wait()
+    assert proxy.last.seconds >= 1 and proxy.last.cpu_seconds < 0.3
+    proxy.work()
+    assert 0.5 <= proxy.last.cpu_seconds <= proxy.last.seconds

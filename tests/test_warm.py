@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from grader.sandbox import Limits, WorkerTimeout
+from grader.sandbox import Limits, WorkerError, WorkerTimeout
 from grader.warm import Zygote, ZygoteWorker
 
 SOURCE = """
@@ -61,6 +61,29 @@ def share_memory(text):
     seen = sorted(os.listdir("/dev/shm"))
     open("/dev/shm/note", "w").write(text)
     return seen
+def write_dev():
+    try:
+        open("/dev/note", "w").write("for the next job")
+        return "written"
+    except OSError as exc:
+        return exc.errno
+def keyring():
+    import ctypes, platform
+    from grader.seccomp import _ARCHES
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = _ARCHES[platform.machine()][1]["add_key"]
+    return libc.syscall(number, b"user", b"fslab", b"answers", 7, -3), ctypes.get_errno()
+def fork_bomb():
+    import time
+    children = 0
+    while True:
+        try:
+            if os.fork() == 0:
+                time.sleep(300)
+                os._exit(0)
+            children += 1
+        except OSError:
+            return children
 def escape_kill():
     import ctypes, signal
     ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # clear PR_SET_PDEATHSIG
@@ -183,3 +206,27 @@ def test_a_job_that_ignores_signals_and_clears_its_death_signal_is_killed_whole(
     time.sleep(0.5)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "fslab-escape-marker" not in ps
+
+
+def test_dev_is_read_only_and_keyrings_are_refused(zygote):
+    import errno
+
+    worker = job(zygote, "oscar")
+    try:
+        assert call(worker, "write_dev") == errno.EROFS
+        assert call(worker, "keyring") == [-1, errno.EPERM]
+    finally:
+        worker.close()
+
+
+def test_a_job_that_uses_up_the_process_limit_cannot_break_the_factory(zygote):
+    bomber = job(zygote, "peggy")
+    assert call(bomber, "fork_bomb", timeout=60) > 10
+    with pytest.raises(WorkerError):
+        job(zygote, "while-the-bomb-runs")  # refused cleanly: no room for another process
+    bomber.kill()
+    again = job(zygote, "trent")  # the factory survived and has room again
+    try:
+        assert call(again, "look")["pid"] == 1
+    finally:
+        again.close()
