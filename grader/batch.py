@@ -203,8 +203,14 @@ def _run_local(
     zygotes = _launch_zygotes(kit, workers, options) if warm else [None] * max(1, workers)
     # Pay for the heavy imports once here, while the factories pay theirs: every forked
     # grading child inherits them.
+    import gc
+
     import feast  # noqa: F401
     import pyarrow  # noqa: F401
+
+    # Everything imported so far is shared by the children: keep the collector off it, so
+    # their collections stay short and their memory pages stay shared.
+    gc.freeze()
 
     slots = [replace(options, zygote=_ready(z)) for z in zygotes]
     free = list(range(len(slots)))

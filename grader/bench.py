@@ -102,12 +102,24 @@ def bench_batch(kit: Kit, import_s: float, copies: int = 12) -> list[dict]:
     ]  # fmt: skip
 
 
-def bench_check(kit: Kit, import_s: float) -> dict:
+def _check(kit: Kit, *slugs: str) -> float:
+    """Wall time of `grade check SLUGS --submission solutions`."""
     with tempfile.TemporaryDirectory() as tmp:
-        seconds = _wall(
-            [sys.executable, "-m", "grader.cli", "--kit", str(kit.root), "check", "ex2_pit_join",
+        return _wall(
+            [sys.executable, "-m", "grader.cli", "--kit", str(kit.root), "check", *slugs,
              "--submission", str(kit.root / "solutions"), "--json", str(Path(tmp) / "s.json")],
         )  # fmt: skip
+
+
+def fill_oracle_cache(kit: Kit) -> dict:
+    """Grade the solutions once, so that every oracle (Feast's answers, ex3's repos) is in the
+    cache: the figures below are the steady state of a kit in use, where the cache is built
+    once per data and suite version. This first run's time is reported as it is."""
+    return line("first_check_all_exercises_s", _check(kit))
+
+
+def bench_check(kit: Kit, import_s: float) -> dict:
+    seconds = _check(kit, "ex2_pit_join")
     return line("check_ex2_vs_import_feast", seconds / import_s, check_s=seconds,
                 import_feast_s=import_s)  # fmt: skip
 
@@ -233,6 +245,7 @@ def run_bench(kit: Kit, emit: Callable[[dict], None], *, quick: bool = False) ->
         run_setup(kit, echo=lambda _l: None)
     import_s = import_feast_seconds()
     emit(line("import_feast_s", import_s))
+    emit(fill_oracle_cache(kit))
     emit(bench_check(kit, import_s))
     for figure in bench_pit_join(kit, 200_000 if quick else 1_000_000):
         emit(figure)

@@ -26,6 +26,7 @@ Control messages (SOCK_SEQPACKET, JSON, file descriptors by SCM_RIGHTS):
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     from grader.worker import preload
 
     preload(argv[2:])
+    gc.freeze()  # the imports are every job's: its collections skip them, pages stay shared
     _send(ctrl, {"op": "ready", "threads": len(os.listdir("/proc/self/task"))})
     jobs: dict[int, int] = {}  # pidfd -> pid
     while True:

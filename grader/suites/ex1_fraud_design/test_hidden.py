@@ -46,7 +46,7 @@ def data_dir(grading) -> Path:
 
 @pytest.fixture(scope="module")
 def registry(student, data_dir) -> dict:
-    return applied_registry(student, data_dir, "repo_hidden")
+    return applied_registry(student, data_dir, "repo")
 
 
 def views_over(registry: dict) -> list[dict]:
@@ -293,7 +293,7 @@ def training(student, registry, expected) -> pd.DataFrame:
     entity = expected[ENTITY_COLUMNS]
     try:
         frame = student.harness(
-            "fraud:historical", str(student.workdir / "repo_hidden"), entity, _timeout=180
+            "fraud:historical", str(student.workdir / "repo"), entity, _timeout=180
         )
     except StudentError as exc:
         raise call_failed(
@@ -454,7 +454,7 @@ def test_transaction_risk_in_training_is_the_amount_over_the_7_day_average(
     try:
         frame = student.harness(
             "fraud:historical",
-            str(student.workdir / "repo_hidden"),
+            str(student.workdir / "repo"),
             entity,
             [f"{ODFV}:{RATIO}"],
             _timeout=180,

@@ -36,7 +36,7 @@ def data_dir(grading) -> Path:
 
 @pytest.fixture(scope="module")
 def registry(student, data_dir) -> dict:
-    return applied_registry(student, data_dir, "repo_public")
+    return applied_registry(student, data_dir, "repo")
 
 
 def some_views(registry: dict) -> list[dict]:
