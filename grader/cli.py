@@ -207,7 +207,13 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
     required=True,
     help="Folder for scorecards, Gradescope files, gradebook.csv and summary.json.",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Submissions graded at once (each with its own sandboxes).",
+)
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
