@@ -168,8 +168,11 @@ def _ipc_to_frame(data: bytes) -> Any:
                 raise ProtocolError(f"column {column.name!r} has a nested type ({column.type})")
         if table.num_rows > MAX_FRAME_ROWS or table.num_rows * table.num_columns > MAX_FRAME_CELLS:
             raise ProtocolError(f"frame too large ({table.num_rows} rows)")
+        # Every offset and length checked against its buffers: a forged one would make the
+        # conversion below read outside them (a crash of the trusted process).
+        table.validate(full=True)
         return table.to_pandas()
-    except (pa.ArrowException, ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
+    except (pa.ArrowException, OSError, ValueError, TypeError, LookupError, struct.error) as exc:
         raise ProtocolError(f"malformed frame: {exc}") from None
 
 
@@ -294,7 +297,7 @@ def read_message(fd: int, deadline: float | None = None) -> tuple[dict[str, Any]
         if size > MAX_HEADER_BYTES:
             raise ProtocolError("message header too large")
         header = json.loads(_read_exact(fd, size, deadline))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5,000-digit number, ...
         raise ProtocolError("malformed message header") from None
     if not isinstance(header, dict):
         raise ProtocolError("malformed message header")

@@ -136,7 +136,9 @@ class Zygote:
         from_r, from_w = os.pipe()
         out_r, out_w = os.pipe()
         ours, theirs = (to_w, from_r, out_r), (to_r, from_w, out_w)
-        request = {"op": "spawn", "dir": str(job_dir), "limits": rlimits(limits)}
+        # A token per request: a late answer to an earlier, abandoned spawn is not ours.
+        token = f"{os.getpid()}-{time.monotonic_ns()}"
+        request = {"op": "spawn", "dir": str(job_dir), "limits": rlimits(limits), "token": token}
         try:
             socket.send_fds(self.sock, [json.dumps(request).encode()], list(theirs))
         except OSError as exc:
@@ -148,6 +150,11 @@ class Zygote:
         deadline = time.monotonic() + 30
         while True:
             message = self._receive(deadline)
+            if message is not None and message.get("op") == "spawned":
+                if message.get("token") != token:  # abandoned earlier: end it, wait for ours
+                    if message.get("pid"):
+                        self.sock.send(json.dumps({"op": "kill", "pid": message["pid"]}).encode())
+                    continue
             if message is None or message.get("op") == "spawned" and not message.get("pid"):
                 for fd in ours:
                     os.close(fd)

@@ -15,8 +15,8 @@ stderr at its own pipe, and drops every capability (the factory holds CAP_SYS_AD
 sandbox's user namespace only to build these mounts) before any student code is loaded.
 
 Control messages (SOCK_SEQPACKET, JSON, file descriptors by SCM_RIGHTS):
-  -> {"op": "spawn", "dir": str, "limits": {...}} + [in_fd, out_fd, output_fd]
-  <- {"op": "spawned", "pid": int}              (pid 0: the job could not be built)
+  -> {"op": "spawn", "dir": str, "limits": {...}, "token": str} + [in_fd, out_fd, output_fd]
+  <- {"op": "spawned", "pid": int, "token": str} (pid 0: the job could not be built)
   -> {"op": "kill", "pid": int}
   -> {"op": "killall"}                          (between two submissions, to be sure)
   <- {"op": "ended", "pid": int, "code": int}   (whenever a job ends, killed or not)
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     pid = spawn(request, fds, jobs, ctrl)
                     if pid:
                         jobs[os.pidfd_open(pid)] = pid
-                    _send(ctrl, {"op": "spawned", "pid": pid})
+                    _send(ctrl, {"op": "spawned", "pid": pid, "token": request.get("token")})
                 elif request["op"] == "kill" and request.get("pid") in jobs.values():
                     os.kill(int(request["pid"]), signal.SIGKILL)
                 elif request["op"] == "killall":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -97,6 +98,39 @@ def test_writing_to_a_peer_that_stopped_reading_times_out():
             protocol.write_message(write, {"op": "call"}, [b"x" * (4 << 20)], started + 1)
         assert time.monotonic() - started < 5
         assert os.get_blocking(write)  # left as it was found
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_a_frame_with_forged_offsets_is_refused_not_read_out_of_bounds():
+    # Found by fuzzing: a string column whose offsets point outside its data buffer used to
+    # crash the trusted process (SIGSEGV) inside to_pandas.
+    data = (Path(__file__).parent / "data" / "forged_offsets.arrow").read_bytes()
+    with pytest.raises(protocol.ProtocolError, match="malformed frame"):
+        protocol.decode({"$frame": 0}, [data])
+
+
+def test_corrupt_arrow_metadata_is_a_protocol_error():
+    good = _stream(pa.table({"a": [1, 2, 3]}))
+    for cut in range(8, len(good), 7):
+        broken = good[:cut] + bytes([good[cut] ^ 0xFF]) + good[cut + 1 :]
+        try:
+            protocol.decode({"$frame": 0}, [broken])
+        except protocol.ProtocolError:
+            pass  # anything else (OSError, struct.error, a crash) fails the test
+
+
+def test_a_header_with_a_huge_number_is_a_protocol_error():
+    import os
+    import struct
+
+    head = b'{"value": ' + b"9" * 5000 + b"}"
+    read, write = os.pipe()
+    try:
+        os.write(write, struct.pack("<Q", len(head)) + head + struct.pack("<Q", 0))
+        with pytest.raises(protocol.ProtocolError):
+            protocol.read_message(read)
     finally:
         os.close(read)
         os.close(write)
