@@ -302,24 +302,17 @@ def _run_suites(files: list[Path]) -> _Collector:
         # Its full garbage collection at the end costs 0.1 s a run in a process that holds
         # Feast and pandas; the suites report through our collector, not unraisable hooks.
         "-p", "no:unraisableexception",
+        # Only our collector: installed plugins (hypothesis, anyio, ...) would cost a tenth
+        # of a second to load in every grading process and add nothing.
+        "--disable-plugin-autoload",
         "--assert=plain",
         "--import-mode=importlib",
         "--rootdir", str(SUITES_DIR),
         "-c", str(SUITES_DIR / "pytest.ini"),
     ]  # fmt: skip
     sink = io.StringIO()
-    # Only our collector: installed pytest plugins (hypothesis, anyio, ...) would cost
-    # a tenth of a second to load in every grading process and add nothing.
-    autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            pytest.main(args, plugins=[collector])
-    finally:
-        if autoload is None:
-            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
-        else:
-            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        pytest.main(args, plugins=[collector])
     return collector
 
 
