@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from grader import __version__
-from grader.kit import Kit, KitError, load_kit
+from grader.course.kit import Kit, KitError, load_kit
 
 
 class UsageError(click.ClickException):
@@ -65,7 +65,7 @@ def list_cmd(ctx: click.Context) -> None:
 
     Example: grade list
     """
-    from grader.render import render_exercise_list
+    from grader.grading.render import render_exercise_list
 
     render_exercise_list(_kit(ctx))
 
@@ -112,7 +112,7 @@ def setup_cmd(ctx: click.Context, seed: int, online: str, force: bool) -> None:
 
     Example: grade setup --online redis
     """
-    from grader.repo_setup import SetupError, run_setup
+    from grader.course.reference_repo import SetupError, run_setup
 
     kit = _kit(ctx)
     try:
@@ -142,8 +142,8 @@ def grading_options(func):
 
 
 def _options(call_timeout: float, submission_timeout: float, public_only: bool = False):
-    from grader.grading import GradingOptions
-    from grader.sandbox import Limits
+    from grader.grading.options import GradingOptions
+    from grader.sandbox.bubblewrap import Limits
 
     return GradingOptions(
         limits=Limits(call_timeout_s=call_timeout),
@@ -176,8 +176,9 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
 
     Example: grade check ex2_pit_join
     """
-    from grader.grading import grade_in_child, suite_files
-    from grader.render import render_scorecard
+    from grader.grading.child import grade_in_child
+    from grader.grading.render import render_scorecard
+    from grader.grading.suites import suite_files
 
     kit = _kit(ctx)
     for slug in slugs:
@@ -240,8 +241,8 @@ def batch_cmd(
 
     Example: grade batch submissions/ --out results/ --workers 2
     """
-    from grader.batch import BatchError, find_submissions, run_batch
-    from grader.render import batch_progress
+    from grader.classroom.batch import BatchError, find_submissions, run_batch
+    from grader.grading.render import batch_progress
 
     kit = _kit(ctx)
     try:
@@ -272,9 +273,9 @@ def verify_cmd(ctx, no_grading: bool) -> None:
 
     Example: grade verify
     """
-    from grader.grading import GradingOptions
-    from grader.render import render_check
-    from grader.verify import grading_checks, static_checks
+    from grader.classroom.verify import grading_checks, static_checks
+    from grader.grading.options import GradingOptions
+    from grader.grading.render import render_check
 
     kit = _kit(ctx)
     failed = 0
@@ -300,7 +301,7 @@ def release_cmd(ctx: click.Context, out: Path, force: bool) -> None:
 
     Example: grade release ../feature-store-lab-student
     """
-    from grader.release import ReleaseError, build_release
+    from grader.classroom.release import ReleaseError, build_release
 
     try:
         files = build_release(_kit(ctx), out, force=force)
@@ -324,8 +325,8 @@ def report_cmd(scorecards: tuple[Path, ...], out: Path, title: str) -> None:
 
     Example: grade report results/ --out report.html
     """
-    from grader.report import ReportError, build_report, load_scorecards
-    from grader.scorecard import write_text_atomic
+    from grader.classroom.report import ReportError, build_report, load_scorecards
+    from grader.grading.scorecard import write_text_atomic
 
     try:
         cards = load_scorecards(list(scorecards))
@@ -353,7 +354,7 @@ def gradescope_bundle_cmd(ctx: click.Context, out_zip: Path, hidden_visibility: 
 
     Example: grade gradescope-bundle autograder.zip
     """
-    from grader.gradescope import BundleError, build_bundle
+    from grader.classroom.gradescope import BundleError, build_bundle
 
     try:
         count = build_bundle(_kit(ctx), out_zip, hidden_visibility=hidden_visibility)
@@ -374,7 +375,7 @@ def bench_cmd(ctx: click.Context, quick: bool) -> None:
     """
     import json
 
-    from grader.bench import run_bench
+    from grader.classroom.bench import run_bench
 
     run_bench(_kit(ctx), lambda figure: click.echo(json.dumps(figure)), quick=quick)
 

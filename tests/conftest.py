@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.kit import Kit, load_kit
-from grader.repo_setup import run_setup
+from grader.course.kit import Kit, load_kit
+from grader.course.reference_repo import run_setup
 
 # The grader's oracle cache: private to this test session (subprocesses inherit it).
 os.environ["FSLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="fslab-test-cache-")

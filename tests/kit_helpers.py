@@ -7,7 +7,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from grader.kit import Kit, load_kit
+from grader.course.kit import Kit, load_kit
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 

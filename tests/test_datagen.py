@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grader import datagen
+from grader.course import datagen
 
 INT, FLOAT = "int64", "float64"
 SCHEMAS = {

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grader.repo_setup import open_store
+from grader.course.reference_repo import open_store
 
 SLUG = "ex2_pit_join"
 DAY = pd.Timedelta(days=1)

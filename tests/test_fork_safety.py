@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 from feast import FeatureStore
 
-from grader.grading import GradingOptions, grade_in_child
-from grader.sandbox import Limits
+from grader.grading.child import grade_in_child
+from grader.grading.options import GradingOptions
+from grader.sandbox.bubblewrap import Limits
 
 
 def test_a_child_grades_after_the_parent_ran_feast_duckdb_queries(lab, tmp_path):

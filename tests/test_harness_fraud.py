@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from grader.harness import fraud
-from grader.student import StudentTimeout
+from grader.sandbox.proxy import StudentTimeout
 
 
 class FlakyStudent:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.batch import run_batch
+from grader.classroom.batch import run_batch
 from grader.cli import cli
-from grader.grading import GradingOptions
-from grader.sandbox import Limits
+from grader.grading.options import GradingOptions
+from grader.sandbox.bubblewrap import Limits
 
 from kit_helpers import free_port
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from grader import protocol
+from grader.sandbox import protocol
 
 
 def _stream(table: pa.Table, **options) -> bytes:

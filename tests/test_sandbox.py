@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grader.grading import SUITES_DIR
-from grader.sandbox import Limits, bwrap_works
-from grader.student import StudentCrash, StudentError, StudentProxy, StudentTimeout
+from grader.grading.suites import PACKAGE_DIR
+from grader.sandbox.bubblewrap import Limits, bwrap_works
+from grader.sandbox.proxy import StudentCrash, StudentError, StudentProxy, StudentTimeout
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +123,7 @@ def test_exit_and_memory_hogs_crash_only_their_worker(proxy_factory):
 
 
 def test_the_sandbox_hides_the_kit_suites_solutions_and_network(proxy_factory):
-    hidden = SUITES_DIR / "ex2_pit_join" / "test_public.py"
+    hidden = PACKAGE_DIR / "suites" / "ex2_pit_join" / "test_public.py"
     proxy = proxy_factory(
         f"""
         import os, socket
@@ -237,7 +237,7 @@ def test_the_worker_can_write_only_its_private_folder(proxy_factory):
 
 KEYRING_ATTACK = """
 import ctypes, platform
-from grader.seccomp import _ARCHES
+from grader.sandbox.seccomp import _ARCHES
 def keyring_and_namespaces():
     libc = ctypes.CDLL(None, use_errno=True)
     numbers = _ARCHES[platform.machine()][1]

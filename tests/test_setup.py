@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import cli
-from grader.repo_setup import open_store
+from grader.course.reference_repo import open_store
 
 FEATURES = [
     "daily_spend",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grader.kit import load_kit
+from grader.course.kit import load_kit
 
 SLUGS = ["ex1_fraud_design", "ex4_feast_e2e"]
 TASKS = {

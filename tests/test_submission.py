@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.kit import load_kit
-from grader.submission import SubmissionError, stage, submission_id
+from grader.course.kit import load_kit
+from grader.grading.staging import SubmissionError, stage, submission_id
 
 KIT = load_kit(Path(__file__).resolve().parent.parent)
 GOOD = b"def point_in_time_join(*a, **k):\n    return 1\n"

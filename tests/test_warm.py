@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from grader.sandbox import Limits, WorkerError, WorkerTimeout
-from grader.warm import Zygote, ZygoteWorker
+from grader.sandbox.bubblewrap import Limits, WorkerError, WorkerTimeout
+from grader.sandbox.warm import Zygote, ZygoteWorker
 
 SOURCE = """
 import os, subprocess
@@ -69,7 +69,7 @@ def write_dev():
         return exc.errno
 def keyring():
     import ctypes, platform
-    from grader.seccomp import _ARCHES
+    from grader.sandbox.seccomp import _ARCHES
     libc = ctypes.CDLL(None, use_errno=True)
     number = _ARCHES[platform.machine()][1]["add_key"]
     return libc.syscall(number, b"user", b"fslab", b"answers", 7, -3), ctypes.get_errno()

@@ -127,7 +127,7 @@ class Pipeline:
     }
 
     def __init__(self, student: Any, repo: Path, data_path: Path) -> None:
-        from grader.student import StudentError
+        from grader.sandbox.proxy import StudentError
 
         self.repo = str(repo)
         self.data_path = str(data_path)

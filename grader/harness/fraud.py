@@ -246,7 +246,7 @@ def applied_registry(
     for again (the public and the hidden suite both need it) is answered from the first one,
     failure included: a grading process serves one submission only.
     """
-    from grader.student import StudentProblem
+    from grader.sandbox.proxy import StudentProblem
 
     key = (id(student), str(data_dir), folder, None if cwd is None else str(cwd))
     if key not in _APPLIED:
@@ -261,7 +261,7 @@ def applied_registry(
 
 
 def _apply_and_read(student: Any, data_dir: Any, folder: str, cwd: Path | None) -> dict[str, Any]:
-    from grader.student import StudentError
+    from grader.sandbox.proxy import StudentError
 
     repo = student.workdir / folder
     try:

@@ -340,7 +340,7 @@ def check_freshness(
     `now=None` leaves `now` out of the call (the wall-clock default). An exception the call
     raised fails the test with the call described, followed by `hint`.
     """
-    from grader.student import StudentError
+    from grader.sandbox.proxy import StudentError
 
     shown = _NOT_GIVEN if now is None else now
     call = call_text(repo, shown, max_lag)
@@ -437,7 +437,7 @@ def run_main(student, argv: list[str]) -> tuple[int | None, str, str, str | None
 
     A `SystemExit` from main counts as its exit code; any other exception is the problem.
     """
-    from grader.student import StudentError
+    from grader.sandbox.proxy import StudentError
 
     try:
         code = student.main(argv)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.grading import GradingContext, current
-from grader.student import StudentProxy
+from grader.grading.runner import GradingContext, current
+from grader.sandbox.proxy import StudentProxy
 
 
 def _slug(request: pytest.FixtureRequest) -> str:

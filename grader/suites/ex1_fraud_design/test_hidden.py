@@ -27,7 +27,7 @@ from grader.harness.fraud import (
     USER_FILE,
     applied_registry,
 )
-from grader.student import StudentError
+from grader.sandbox.proxy import StudentError
 
 ENTITY_COLUMNS = ["transaction_id", "user_id", "merchant_id", "amount", "event_timestamp"]
 PROBE_ID = 10_000_000

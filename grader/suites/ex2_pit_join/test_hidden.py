@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grader import protocol
 from grader.harness.pit_checks import check, frame, join, show, shows, values, when
-from grader.student import StudentError, StudentTimeout
+from grader.sandbox import protocol
+from grader.sandbox.proxy import StudentError, StudentTimeout
 
 T0 = pd.Timestamp("2024-01-10")
 DAY = pd.Timedelta(days=1)
@@ -576,7 +576,7 @@ def feast_expected(grading, entity_df: pd.DataFrame) -> pd.DataFrame:
         cached = pd.read_parquet(path)
         if len(cached) == len(entity_df):
             return cached
-    from grader.repo_setup import open_store
+    from grader.course.reference_repo import open_store
 
     store = open_store(grading.kit)
     feast_df = store.get_historical_features(

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from grader.harness.pit_checks import check, frame, join, when
-from grader.student import StudentError
+from grader.sandbox.proxy import StudentError
 
 T0 = pd.Timestamp("2024-01-10")
 DAY = pd.Timedelta(days=1)

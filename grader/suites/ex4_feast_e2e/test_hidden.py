@@ -25,7 +25,7 @@ from grader.harness.feast_repo import (
     VIEW,
     Pipeline,
 )
-from grader.student import StudentError
+from grader.sandbox.proxy import StudentError
 
 CACHE_VERSION = "1"
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from grader.harness.feast_repo import END, FLOAT32_RTOL, REFS, SHORT, TTL, VIEW, Pipeline
-from grader.student import StudentError
+from grader.sandbox.proxy import StudentError
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Running untrusted code: a worker process under bubblewrap, with limits, that can be killed whole.
 
-`Worker` starts `python -I -m grader.worker` in a fresh filesystem view that holds only the
+`Worker` starts `python -I -m grader.sandbox.worker` in a fresh filesystem view that holds only the
 Python installation (read-only), the `grader` package without its suites (read-only), the data
 folders a call needs (read-only) and one private writable folder. It has no network, its own
 PID namespace (killing it kills everything it started), an unprivileged uid, and resource
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader import protocol
+from grader.sandbox import protocol
 
 NOBODY = 65534
 _cgroup_counter = 0
@@ -271,7 +271,7 @@ class Worker:
     # -- life cycle ---------------------------------------------------------------------------
 
     def _argv(self, in_fd: int, out_fd: int) -> list[str]:
-        cmd = python_command("grader.worker", str(in_fd), str(out_fd), *self.preload)
+        cmd = python_command("grader.sandbox.worker", str(in_fd), str(out_fd), *self.preload)
         if not self.use_bwrap:
             return cmd
         return bwrap_prefix(self.workdir, self.readonly, caps=["--cap-drop", "ALL"]) + cmd

@@ -14,7 +14,7 @@ from collections import Counter
 from html import escape
 from pathlib import Path
 
-from grader.scorecard import Scorecard
+from grader.grading.scorecard import Scorecard
 
 BAR = "#3b82f6"
 BAD = "#ef4444"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grader.kit import Kit
+from grader.course.kit import Kit
 
 # Top-level entries that make up the student kit.
 INCLUDE = (

@@ -2,8 +2,8 @@
 
 The bundle is a zip with `setup.sh` and `run_autograder` at its root and the whole kit
 (solutions and hidden suites included: the bundle is for Gradescope, never for students)
-under `kit/`. On Gradescope, `run_autograder` calls `python -m grader.gradescope`, which grades
-`/autograder/submission` and writes `/autograder/results/results.json`. For tests,
+under `kit/`. On Gradescope, `run_autograder` calls `python -m grader.classroom.gradescope`,
+which grades `/autograder/submission` and writes `/autograder/results/results.json`. For tests,
 `AUTOGRADER_ROOT` moves `/autograder` and `AUTOGRADER_PYTHON` names the interpreter;
 `HIDDEN_VISIBILITY` overrides when hidden tests are shown.
 """
@@ -16,9 +16,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from grader.kit import Kit, load_kit
-from grader.release import ReleaseError, copy_kit_files
-from grader.scorecard import write_json_atomic
+from grader.classroom.release import ReleaseError, copy_kit_files
+from grader.course.kit import Kit, load_kit
+from grader.grading.scorecard import write_json_atomic
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image (Ubuntu, as root).
@@ -40,7 +40,7 @@ ROOT="${AUTOGRADER_ROOT:-/autograder}"
 KIT="$ROOT/source/kit"
 export HIDDEN_VISIBILITY="${HIDDEN_VISIBILITY:-%(visibility)s}"
 export PYTHONPATH="$KIT"
-exec "${AUTOGRADER_PYTHON:-$KIT/.venv/bin/python}" -m grader.gradescope "$KIT" "$ROOT"
+exec "${AUTOGRADER_PYTHON:-$KIT/.venv/bin/python}" -m grader.classroom.gradescope "$KIT" "$ROOT"
 """
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -87,7 +87,7 @@ def build_bundle(kit: Kit, out_zip: Path, *, hidden_visibility: str = "after_due
 
 def run_autograder(kit_root: Path, root: Path) -> dict:
     """Grade `root/submission` with every suite; write `root/results/results.json`."""
-    from grader.grading import grade_in_child
+    from grader.grading.child import grade_in_child
 
     kit = load_kit(kit_root)
     card = grade_in_child(kit, root / "submission", name="submission")

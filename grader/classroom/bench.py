@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from grader.kit import Kit
-from grader.repo_setup import REDIS_ENV, open_store, run_setup
+from grader.course.kit import Kit
+from grader.course.reference_repo import REDIS_ENV, open_store, run_setup
 
 TARGETS = {
     "batch_per_submission_vs_import_feast": 0.75,

@@ -13,8 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from grader import datagen
-from grader.kit import Kit
+from grader.course import datagen
+from grader.course.kit import Kit
 
 if TYPE_CHECKING:
     from feast import FeatureStore

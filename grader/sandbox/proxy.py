@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import protocol
-from grader.sandbox import Limits, Worker, WorkerError, WorkerTimeout
+from grader.sandbox import protocol
+from grader.sandbox.bubblewrap import Limits, Worker, WorkerError, WorkerTimeout
 
 MAX_TIMEOUTS = 2
 """After this many timed-out calls, an exercise's remaining calls fail at once."""
@@ -94,7 +94,7 @@ class SharedWorker:
     ) -> None:
         self.workdir = workdir
         self.zygote = zygote
-        """A warm `grader.warm.Zygote` to fork workers from, or None for cold starts."""
+        """A warm `grader.sandbox.warm.Zygote` to fork workers from, or None for cold starts."""
         self.readonly = readonly
         self.limits = limits or Limits()
         self.preload = preload
@@ -111,7 +111,7 @@ class SharedWorker:
             self.worker.close()
         self.loaded = set()
         if self.zygote is not None:
-            from grader.warm import ZygoteWorker
+            from grader.sandbox.warm import ZygoteWorker
 
             warm = ZygoteWorker(self.zygote, self.workdir, limits=self.limits)
             try:

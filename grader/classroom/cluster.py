@@ -1,9 +1,9 @@
 """`grade batch --scheduler ADDRESS`: the same batch on an existing Dask cluster.
 
 Each submission is one Dask task. On the worker, the task grades in a fresh Python process
-(`python -m grader.distributed`, all sandbox rules apply there) and returns the scorecard as plain
-data; the client writes every output file, exactly as the local batch does. The workers must
-see the kit and the submissions at the same paths (one machine, or a shared filesystem). A
+(`python -m grader.classroom.cluster`, all sandbox rules apply there) and returns the scorecard
+as plain data; the client writes every output file, exactly as the local batch does. The workers
+must see the kit and the submissions at the same paths (one machine, or a shared filesystem). A
 task whose worker is lost is rescheduled by Dask; a task that fails is retried twice.
 """
 
@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grader.grading import GradingOptions, error_scorecard, options_to_dict
-from grader.kit import Kit, load_kit
-from grader.scorecard import Scorecard
+from grader.course.kit import Kit, load_kit
+from grader.grading.options import GradingOptions, options_to_dict
+from grader.grading.runner import error_scorecard
+from grader.grading.scorecard import Scorecard
 
 
 class ClusterError(Exception):
@@ -35,7 +36,7 @@ def grade_remote(kit_root: str, source: str, name: str, options: dict[str, Any])
         cmd = [
             sys.executable,
             "-m",
-            "grader.distributed",
+            "grader.classroom.cluster",
             kit_root,
             source,
             name,
@@ -88,10 +89,11 @@ def run_on_dask(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m grader.distributed KIT SUBMISSION NAME OUT.json OPTIONS.json`: grade one
+    """`python -m grader.classroom.cluster KIT SUBMISSION NAME OUT.json OPTIONS.json`: grade one
     submission in this fresh process (forking inside a threaded Dask worker is unsafe)."""
-    from grader.grading import grade_submission, options_from_dict
-    from grader.scorecard import write_json_atomic
+    from grader.grading.options import options_from_dict
+    from grader.grading.runner import grade_submission
+    from grader.grading.scorecard import write_json_atomic
 
     kit_root, source, name, out, options_file = (sys.argv[1:] if argv is None else argv)[:5]
     options = options_from_dict(json.loads(Path(options_file).read_text(encoding="utf-8")))

@@ -1,7 +1,7 @@
 """The warm worker factory that runs inside bubblewrap (the sandbox side of a warm pool).
 
-Started once per batch slot by `grader.warm.Zygote`, it imports pandas, pyarrow and Feast once,
-then forks one job per request: a fresh worker that never pays those imports again.
+Started once per batch slot by `grader.sandbox.warm.Zygote`, it imports pandas, pyarrow and
+Feast once, then forks one job per request: a fresh worker that never pays those imports again.
 
 A job is built in two steps so that the factory can always kill it whole. A short-lived
 "builder" child enters fresh mount, PID, IPC, network and UTS namespaces, hides every other
@@ -93,10 +93,10 @@ def _remount_readonly(path: str) -> None:
 def drop_privileges() -> None:
     """No capabilities, now or ever again.
 
-    The job is uid 0 of the sandbox's user namespace (see `grader.sandbox.bwrap_prefix`), so
-    an exec would normally hand it the bounding set again: empty the bounding set, lock the
-    "root is not special" secure bits, and set no_new_privs (needs CAP_SETPCAP until here).
-    """
+    The job is uid 0 of the sandbox's user namespace (see
+    `grader.sandbox.bubblewrap.bwrap_prefix`), so an exec would normally hand it the bounding
+    set again: empty the bounding set, lock the "root is not special" secure bits, and set
+    no_new_privs (needs CAP_SETPCAP until here)."""
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
     for cap in range(last_cap + 1):
@@ -134,14 +134,14 @@ def run_job(request: dict, in_fd: int, out_fd: int, output_fd: int) -> None:
         resource.setrlimit(getattr(resource, name), (value, value))
     drop_privileges()
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    from grader.worker import lock_down
+    from grader.sandbox.worker import lock_down
 
     lock_down()
     job_dir = str(request["dir"])
     os.chdir(job_dir)
     os.environ.update({"HOME": job_dir, "TMPDIR": job_dir})
     tempfile.tempdir = None  # the factory's imports cached the pool as the temp folder
-    from grader.worker import serve
+    from grader.sandbox.worker import serve
 
     os._exit(serve(in_fd, out_fd))
 
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     pool_root = argv[1]
     # Jobs outlive their builders; as a subreaper we inherit them, so only we reap and kill them.
     _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
-    from grader.worker import preload
+    from grader.sandbox.worker import preload
 
     preload(argv[2:])
     gc.freeze()  # the imports are every job's: its collections skip them, pages stay shared

@@ -1,10 +1,10 @@
 """Warm pools: a pre-imported worker factory per batch slot (the trusted side).
 
 A `Zygote` is one bubblewrap sandbox, started once per batch slot, that has imported pandas,
-pyarrow and Feast (see `grader.zygote`). Every worker a submission needs is then a fork of it
-(`ZygoteWorker`), isolated in its own namespaces with only its own folder visible, instead of a
-fresh interpreter that pays the imports again. The pool folder is the only writable folder the
-zygote sees; each job gets a sub-folder of it.
+pyarrow and Feast (see `grader.sandbox.zygote`). Every worker a submission needs is then a fork
+of it (`ZygoteWorker`), isolated in its own namespaces with only its own folder visible, instead
+of a fresh interpreter that pays the imports again. The pool folder is the only writable folder
+the zygote sees; each job gets a sub-folder of it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.sandbox import (
+from grader.sandbox.bubblewrap import (
     Limits,
     Worker,
     WorkerError,
@@ -31,7 +31,7 @@ from grader.sandbox import (
     rlimits,
     worker_env,
 )
-from grader.zygote import HOLD
+from grader.sandbox.zygote import HOLD
 
 
 class Zygote:
@@ -68,7 +68,9 @@ class Zygote:
         # CAP_SYS_ADMIN builds each job's mounts; CAP_SETPCAP lets a job empty its bounding set.
         caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"]
         argv = bwrap_prefix(self.pool, self.readonly, caps=caps, extra=("--dir", HOLD), uid=0)
-        argv += python_command("grader.zygote", str(theirs.fileno()), str(self.pool), *self.preload)
+        argv += python_command(
+            "grader.sandbox.zygote", str(theirs.fileno()), str(self.pool), *self.preload
+        )
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -262,7 +264,7 @@ class ZygoteWorker(Worker):
     def close(self) -> None:
         if self.alive and self._to_worker >= 0:
             try:
-                from grader import protocol
+                from grader.sandbox import protocol
 
                 protocol.write_message(self._to_worker, {"op": "exit"}, [], time.monotonic() + 5)
                 self.zygote.wait_ended(self.pid, 5)  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 """The sandboxed worker: loads a submission's modules and runs calls on them, answering with data.
 
-Started by `grader.sandbox` as `python -I -m grader.worker IN_FD OUT_FD` inside bubblewrap.
-Everything here runs next to untrusted code, so nothing here is trusted by the grader: it
-only ever gets back data (see `grader.protocol`), which it checks itself.
+Started by `grader.sandbox.bubblewrap` as `python -I -m grader.sandbox.worker IN_FD OUT_FD`
+inside bubblewrap. Everything here runs next to untrusted code, so nothing here is trusted by
+the grader: it only ever gets back data (see `grader.sandbox.protocol`), which it checks itself.
 
 Requests (JSON header, plus blobs):
   {"op": "load", "path": str, "module": str}
@@ -27,7 +27,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
-from grader.protocol import UnsupportedValue, decode, encode, read_message, write_message
+from grader.sandbox.protocol import UnsupportedValue, decode, encode, read_message, write_message
 
 OUTPUT_LIMIT = 64 * 1024
 
@@ -170,8 +170,8 @@ def preload(names: list[str]) -> None:
 
 
 def lock_down() -> None:
-    """Refuse the system calls student code never needs (see `grader.seccomp`)."""
-    from grader import seccomp
+    """Refuse the system calls student code never needs (see `grader.sandbox.seccomp`)."""
+    from grader.sandbox import seccomp
 
     if seccomp.supported():
         seccomp.install()

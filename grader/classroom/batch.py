@@ -16,10 +16,12 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from grader.grading import ChildGrading, GradingOptions, start_child, suite_digest
-from grader.kit import Kit
-from grader.scorecard import Scorecard, read_scorecard, write_json_atomic, write_text_atomic
-from grader.submission import submission_id
+from grader.course.kit import Kit
+from grader.grading.child import ChildGrading, start_child
+from grader.grading.options import GradingOptions
+from grader.grading.scorecard import Scorecard, read_scorecard, write_json_atomic, write_text_atomic
+from grader.grading.staging import submission_id
+from grader.grading.suites import suite_digest
 
 
 class BatchError(Exception):
@@ -145,8 +147,8 @@ def run_batch(
     suites (equal `suite_digest`) and graded is kept, not regraded. `on_done(card, done,
     total)` reports progress. With `scheduler`, the submissions are graded on that Dask
     cluster instead of local child processes. With `warm` (and bubblewrap), each slot keeps a
-    pre-imported worker factory that forks the sandboxed workers (`grader.warm`); without, every
-    submission starts its workers from scratch.
+    pre-imported worker factory that forks the sandboxed workers (`grader.sandbox.warm`);
+    without, every submission starts its workers from scratch.
     """
     options = options or GradingOptions()
     entries = find_submissions(folder, out)
@@ -174,7 +176,7 @@ def run_batch(
             on_done(card, len(cards), len(entries))
 
     if scheduler:
-        from grader.distributed import ClusterError, run_on_dask
+        from grader.classroom.cluster import ClusterError, run_on_dask
 
         try:
             run_on_dask(kit, pending, scheduler, options, finished)
@@ -244,13 +246,13 @@ def _run_local(
 
 def _launch_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
     """One warm worker factory per slot where bubblewrap works (None where not), launched."""
-    from grader.sandbox import bwrap_works
+    from grader.sandbox.bubblewrap import bwrap_works
 
     count = max(1, workers)
     if options.use_bwrap is False or not bwrap_works():
         return [None] * count
-    from grader.sandbox import WorkerError
-    from grader.warm import Zygote
+    from grader.sandbox.bubblewrap import WorkerError
+    from grader.sandbox.warm import Zygote
 
     preload: list[str] = []
     for ex in kit.exercises:
@@ -267,7 +269,7 @@ def _launch_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
 
 def _ready(zygote):
     """The factory once it is ready, or None (cold workers) if it failed to start."""
-    from grader.sandbox import WorkerError
+    from grader.sandbox.bubblewrap import WorkerError
 
     if zygote is None:
         return None

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from grader.grading import SUITES_DIR, GradingOptions, grade_in_child
-from grader.kit import Kit
+from grader.course.kit import Kit
+from grader.grading.child import grade_in_child
+from grader.grading.options import GradingOptions
+from grader.grading.suites import suites_dir
 
 ALLOWED_IN_EXERCISE = {"README.md"}
 
@@ -121,7 +123,7 @@ def static_checks(kit: Kit) -> Iterator[Check]:
         yield Check(f"{ex.slug}: stub and solution share functions, signatures, docstrings",
                     not diffs, ", ".join(diffs))  # fmt: skip
 
-        files = [SUITES_DIR / ex.slug / n for n in ("test_public.py", "test_hidden.py")]
+        files = [suites_dir(kit) / ex.slug / n for n in ("test_public.py", "test_hidden.py")]
         present = [f for f in files if f.is_file()]
         names: list[str] = []
         total = 0.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from grader.kit import Kit
+from grader.course.kit import Kit
 
 MAX_FILE_BYTES = 1 << 20
 

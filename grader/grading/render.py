@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.kit import Kit
-from grader.scorecard import Scorecard
+from grader.course.kit import Kit
+from grader.grading.scorecard import Scorecard
 
 
 def console() -> Console:

@@ -1,39 +1,35 @@
 """Grading one submission: stage its files, run the suites in-process, build the scorecard.
 
-The suites (`grader/suites/<slug>/test_public.py`, `test_hidden.py`) are ordinary pytest files.
-They reach the submission only through the `student` fixture (see `suites/conftest.py`), which
-asks `current()` for a `StudentProxy`: student code always runs in a sandboxed worker.
+The suites (`<kit>/grader/suites/<slug>/test_public.py`, `test_hidden.py`, see
+`grader.grading.suites`) are ordinary pytest files. They reach the submission only through the
+`student` fixture (see `suites/conftest.py`), which asks `current()` for a `StudentProxy`:
+student code always runs in a sandboxed worker.
 
 pytest caches imported test modules, so `pytest.main` must run once per process:
-`grade_in_child` forks a fresh child for each submission.
+`grader.grading.child.grade_in_child` forks a fresh child for each submission.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import hashlib
 import io
-import json
-import multiprocessing
-import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import grader
-from grader.kit import Kit
-from grader.sandbox import Limits, bwrap_works
-from grader.scorecard import ExerciseResult, Scorecard, TestResult, write_json_atomic
-from grader.student import (
+from grader.course.kit import Kit
+from grader.grading import oracle
+from grader.grading.options import GradingOptions
+from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
+from grader.grading.staging import StagedFile, SubmissionError, stage, submission_id
+from grader.grading.suites import VISIBILITY, suite_digest, suite_files, suites_dir
+from grader.sandbox.bubblewrap import bwrap_works
+from grader.sandbox.proxy import (
     SharedWorker,
     StudentCrash,
     StudentError,
@@ -42,83 +38,6 @@ from grader.student import (
     StudentTimeout,
     SubmissionProblem,
 )
-from grader.submission import StagedFile, SubmissionError, stage, submission_id
-
-SUITES_DIR = Path(grader.__file__).resolve().parent / "suites"
-HARNESS_DIR = SUITES_DIR.parent / "harness"
-VISIBILITY = {"test_public.py": "public", "test_hidden.py": "hidden"}
-
-
-def default_cache_dir() -> Path:
-    """Where expected values are cached between runs (`FSLAB_CACHE_DIR` overrides)."""
-    env = os.environ.get("FSLAB_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("feature-store-lab"))
-
-
-@dataclass
-class GradingOptions:
-    """How to grade: limits, time budget, which suites."""
-
-    limits: Limits = field(default_factory=Limits)
-    submission_timeout_s: float = 600.0
-    """Wall-clock budget of one submission, all exercises together."""
-    include_hidden: bool = True
-    """Run the hidden suites where they are present."""
-    use_bwrap: bool | None = None
-    """None: use bubblewrap when it works here."""
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    zygote: Any = None
-    """A warm `grader.warm.Zygote` to fork sandboxed workers from (batch only), or None."""
-
-
-def options_to_dict(options: GradingOptions) -> dict[str, Any]:
-    """`GradingOptions` as plain JSON data (to ship to another process or machine)."""
-    return {
-        "limits": asdict(options.limits),
-        "submission_timeout_s": options.submission_timeout_s,
-        "include_hidden": options.include_hidden,
-        "use_bwrap": options.use_bwrap,
-        "cache_dir": str(options.cache_dir),
-    }
-
-
-def options_from_dict(data: dict[str, Any]) -> GradingOptions:
-    """Inverse of `options_to_dict`."""
-    return GradingOptions(
-        limits=Limits(**data["limits"]),
-        submission_timeout_s=float(data["submission_timeout_s"]),
-        include_hidden=bool(data["include_hidden"]),
-        use_bwrap=data["use_bwrap"],
-        cache_dir=Path(data["cache_dir"]),
-    )
-
-
-def suite_files(kit: Kit, slugs: list[str] | None = None, include_hidden: bool = True):
-    """`(slug, visibility, path)` of every present suite file, in course order."""
-    out = []
-    for ex in kit.exercises:
-        if slugs and ex.slug not in slugs:
-            continue
-        for name, visibility in VISIBILITY.items():
-            path = SUITES_DIR / ex.slug / name
-            if path.is_file() and (include_hidden or visibility == "public"):
-                out.append((ex.slug, visibility, path))
-    return out
-
-
-def suite_digest(kit: Kit) -> str:
-    """`sha256:` over the manifest, the suites present and the grader version."""
-    digest = hashlib.sha256(grader.__version__.encode())
-    digest.update((kit.root / "course.toml").read_bytes())
-    # The harness code computes and checks expected values too.
-    for path in sorted([*SUITES_DIR.rglob("*.py"), *HARNESS_DIR.rglob("*.py")]):
-        digest.update(str(path.relative_to(SUITES_DIR.parent)).encode())
-        digest.update(path.read_bytes())
-    return "sha256:" + digest.hexdigest()
 
 
 class GradingContext:
@@ -214,15 +133,7 @@ class GradingContext:
 
     def cache_path(self, name: str) -> Path:
         """A file path in the oracle cache, keyed by the suites and the data version."""
-        from grader import datagen
-
-        manifest = datagen.read_manifest(self.kit.data_dir) or {}
-        key = hashlib.sha256(
-            (self.digest + json.dumps(manifest, sort_keys=True)).encode()
-        ).hexdigest()[:16]
-        folder = self.options.cache_dir / key
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
+        return oracle.cache_path(self.options.cache_dir, self.digest, self.kit.data_dir, name)
 
     def close(self) -> None:
         for shared in (self.student_worker, self.reference_worker):
@@ -292,7 +203,7 @@ class _Collector:
             self.collect_errors.append(f"{report.nodeid}: suite could not be loaded")
 
 
-def _run_suites(files: list[Path]) -> _Collector:
+def _run_suites(files: list[Path], root: Path) -> _Collector:
     collector = _Collector()
     args = [
         *(str(f) for f in files),
@@ -307,8 +218,8 @@ def _run_suites(files: list[Path]) -> _Collector:
         "--disable-plugin-autoload",
         "--assert=plain",
         "--import-mode=importlib",
-        "--rootdir", str(SUITES_DIR),
-        "-c", str(SUITES_DIR / "pytest.ini"),
+        "--rootdir", str(root),
+        "-c", str(root / "pytest.ini"),
     ]  # fmt: skip
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -392,7 +303,7 @@ def grade_submission(
         _CURRENT = ctx
         try:
             files = [p for _, _, p in suite_files(kit, slugs, options.include_hidden)]
-            collector = _run_suites(files)
+            collector = _run_suites(files, suites_dir(kit))
             exercises = _exercise_results(kit, slugs, staged, ctx, collector)
         finally:
             ctx.close()
@@ -408,112 +319,6 @@ def grade_submission(
         )
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
-
-
-_FORK_ORPHANS: list[Any] = []
-_PR_SET_PDEATHSIG = 1
-
-
-def _forget_inherited_engines() -> None:
-    """After a fork: stop using the parent's DuckDB connection (ibis's default backend, which
-    Feast's duckdb store reads through). DuckDB is not fork-safe: a query on a connection
-    whose worker threads stayed in the parent waits forever. The old connection is kept, not
-    closed, since closing it could wait for those threads too."""
-    config = sys.modules.get("ibis.config")
-    if config is not None and config.options.default_backend is not None:
-        _FORK_ORPHANS.append(config.options.default_backend)
-        config.options.default_backend = None
-
-
-def _child(kit: Kit, source: Path, name: str | None, slugs, options, out: str, parent: int) -> None:
-    os.setsid()  # our own process group: the parent can end us and our workers together
-    # ... and if the parent is killed outright, we go too (our workers die with us).
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)  # the parent died before the line above
-    _forget_inherited_engines()
-    card = grade_submission(kit, source, name=name, slugs=slugs, options=options)
-    write_json_atomic(Path(out), card.to_dict())
-
-
-@dataclass
-class ChildGrading:
-    """A submission being graded in a forked child process."""
-
-    kit: Kit
-    source: Path
-    name: str
-    slugs: list[str]
-    options: GradingOptions
-    process: Any
-    out: Path
-    started: float
-
-    @property
-    def overdue(self) -> bool:
-        """Past the submission budget plus a grace period: the child is to be killed."""
-        return time.monotonic() - self.started > self.options.submission_timeout_s + 60
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, 9)
-        self.process.join(10)
-
-    def result(self) -> Scorecard:
-        """The child's scorecard, or an `error` one if it died without writing it."""
-        try:
-            data = json.loads(self.out.read_text(encoding="utf-8"))
-            self.out.unlink()
-            return Scorecard.from_dict(data)
-        except (OSError, ValueError):
-            if self.overdue:
-                reason = f"grading took longer than {self.options.submission_timeout_s:.0f} s"
-            else:
-                reason = f"the grading process ended unexpectedly (exit {self.process.exitcode})"
-            seconds = time.monotonic() - self.started
-            return error_scorecard(self.kit, self.name, self.slugs, reason, seconds)
-
-
-def start_child(
-    kit: Kit,
-    source: Path,
-    *,
-    name: str | None = None,
-    slugs: list[str] | None = None,
-    options: GradingOptions | None = None,
-) -> ChildGrading:
-    """Fork a child that grades `source` with a fresh pytest and writes its scorecard."""
-    options = options or GradingOptions()
-    slugs = slugs or [ex.slug for ex in kit.exercises]
-    name = name or submission_id(source)
-    fd, out = tempfile.mkstemp(prefix="fslab-card-", suffix=".json")
-    os.close(fd)
-    os.unlink(out)
-    process = multiprocessing.get_context("fork").Process(
-        target=_child, args=(kit, source, name, slugs, options, out, os.getpid()), daemon=False
-    )
-    process.start()
-    return ChildGrading(kit, source, name, slugs, options, process, Path(out), time.monotonic())
-
-
-def grade_in_child(
-    kit: Kit,
-    source: Path,
-    *,
-    name: str | None = None,
-    slugs: list[str] | None = None,
-    options: GradingOptions | None = None,
-) -> Scorecard:
-    """`grade_submission` in a forked child, so each submission gets a fresh pytest.
-
-    The parent enforces the submission's time budget (plus a grace period) as a backstop and
-    returns an `error` scorecard if the child dies without one.
-    """
-    child = start_child(kit, source, name=name, slugs=slugs, options=options)
-    child.process.join(child.options.submission_timeout_s + 60)
-    if child.process.is_alive():
-        child.kill()
-    return child.result()
 
 
 def error_scorecard(

@@ -1,0 +1,128 @@
+"""Grading in a forked child: each submission gets a fresh pytest (it caches test modules),
+its own process group, and a parent that enforces the time budget as a backstop."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.course.kit import Kit
+from grader.grading.options import GradingOptions
+from grader.grading.runner import error_scorecard, grade_submission
+from grader.grading.scorecard import Scorecard, write_json_atomic
+from grader.grading.staging import submission_id
+
+_FORK_ORPHANS: list[Any] = []
+_PR_SET_PDEATHSIG = 1
+
+
+def _forget_inherited_engines() -> None:
+    """After a fork: stop using the parent's DuckDB connection (ibis's default backend, which
+    Feast's duckdb store reads through). DuckDB is not fork-safe: a query on a connection
+    whose worker threads stayed in the parent waits forever. The old connection is kept, not
+    closed, since closing it could wait for those threads too."""
+    config = sys.modules.get("ibis.config")
+    if config is not None and config.options.default_backend is not None:
+        _FORK_ORPHANS.append(config.options.default_backend)
+        config.options.default_backend = None
+
+
+def _child(kit: Kit, source: Path, name: str | None, slugs, options, out: str, parent: int) -> None:
+    os.setsid()  # our own process group: the parent can end us and our workers together
+    # ... and if the parent is killed outright, we go too (our workers die with us).
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the line above
+    _forget_inherited_engines()
+    card = grade_submission(kit, source, name=name, slugs=slugs, options=options)
+    write_json_atomic(Path(out), card.to_dict())
+
+
+@dataclass
+class ChildGrading:
+    """A submission being graded in a forked child process."""
+
+    kit: Kit
+    source: Path
+    name: str
+    slugs: list[str]
+    options: GradingOptions
+    process: Any
+    out: Path
+    started: float
+
+    @property
+    def overdue(self) -> bool:
+        """Past the submission budget plus a grace period: the child is to be killed."""
+        return time.monotonic() - self.started > self.options.submission_timeout_s + 60
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, 9)
+        self.process.join(10)
+
+    def result(self) -> Scorecard:
+        """The child's scorecard, or an `error` one if it died without writing it."""
+        try:
+            data = json.loads(self.out.read_text(encoding="utf-8"))
+            self.out.unlink()
+            return Scorecard.from_dict(data)
+        except (OSError, ValueError):
+            if self.overdue:
+                reason = f"grading took longer than {self.options.submission_timeout_s:.0f} s"
+            else:
+                reason = f"the grading process ended unexpectedly (exit {self.process.exitcode})"
+            seconds = time.monotonic() - self.started
+            return error_scorecard(self.kit, self.name, self.slugs, reason, seconds)
+
+
+def start_child(
+    kit: Kit,
+    source: Path,
+    *,
+    name: str | None = None,
+    slugs: list[str] | None = None,
+    options: GradingOptions | None = None,
+) -> ChildGrading:
+    """Fork a child that grades `source` with a fresh pytest and writes its scorecard."""
+    options = options or GradingOptions()
+    slugs = slugs or [ex.slug for ex in kit.exercises]
+    name = name or submission_id(source)
+    fd, out = tempfile.mkstemp(prefix="fslab-card-", suffix=".json")
+    os.close(fd)
+    os.unlink(out)
+    process = multiprocessing.get_context("fork").Process(
+        target=_child, args=(kit, source, name, slugs, options, out, os.getpid()), daemon=False
+    )
+    process.start()
+    return ChildGrading(kit, source, name, slugs, options, process, Path(out), time.monotonic())
+
+
+def grade_in_child(
+    kit: Kit,
+    source: Path,
+    *,
+    name: str | None = None,
+    slugs: list[str] | None = None,
+    options: GradingOptions | None = None,
+) -> Scorecard:
+    """`grade_submission` in a forked child, so each submission gets a fresh pytest.
+
+    The parent enforces the submission's time budget (plus a grace period) as a backstop and
+    returns an `error` scorecard if the child dies without one.
+    """
+    child = start_child(kit, source, name=name, slugs=slugs, options=options)
+    child.process.join(child.options.submission_timeout_s + 60)
+    if child.process.is_alive():
+        child.kill()
+    return child.result()

@@ -1,0 +1,56 @@
+"""Finding the grading suites of a kit, and the digest that names them.
+
+Suites are course content: they are read from the kit being graded (`<kit>/grader/suites/`),
+so `grade --kit ../student-kit check` grades with the suites that kit holds. A kit without
+its own copy (an installed kit, such as a cluster worker's) uses the installed package's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import grader
+from grader.course.kit import Kit
+
+PACKAGE_DIR = Path(grader.__file__).resolve().parent
+HARNESS_DIR = PACKAGE_DIR / "harness"
+VISIBILITY = {"test_public.py": "public", "test_hidden.py": "hidden"}
+"""Suite file name -> the visibility of its tests."""
+
+
+def suites_dir(kit: Kit) -> Path:
+    """The folder holding `<slug>/test_public.py`, `test_hidden.py`, `conftest.py` and
+    `pytest.ini` for `kit`."""
+    own = kit.root / "grader" / "suites"
+    return own if (own / "conftest.py").is_file() else PACKAGE_DIR / "suites"
+
+
+def suite_files(
+    kit: Kit, slugs: list[str] | None = None, include_hidden: bool = True
+) -> list[tuple[str, str, Path]]:
+    """`(slug, visibility, path)` of every present suite file, in course order."""
+    root = suites_dir(kit)
+    out = []
+    for ex in kit.exercises:
+        if slugs and ex.slug not in slugs:
+            continue
+        for name, visibility in VISIBILITY.items():
+            path = root / ex.slug / name
+            if path.is_file() and (include_hidden or visibility == "public"):
+                out.append((ex.slug, visibility, path))
+    return out
+
+
+def suite_digest(kit: Kit) -> str:
+    """`sha256:` over the manifest, the suites present, the harness and the grader version."""
+    digest = hashlib.sha256(grader.__version__.encode())
+    digest.update((kit.root / "course.toml").read_bytes())
+    root = suites_dir(kit)
+    # The harness code computes and checks expected values too.
+    named = [(f"suites/{p.relative_to(root)}", p) for p in root.rglob("*.py")]
+    named += [(f"harness/{p.relative_to(HARNESS_DIR)}", p) for p in HARNESS_DIR.rglob("*.py")]
+    for name, path in sorted(named):
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
+    return "sha256:" + digest.hexdigest()
