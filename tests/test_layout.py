@@ -64,5 +64,7 @@ def test_imports_point_only_down_the_layers():
 
 def test_the_rule_checker_sees_lazy_imports(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from grader.classroom import batch\n    import grader.quiz.bank\n")
+    module.write_text(
+        "def f():\n    from grader.classroom import batch\n    import grader.quiz.bank\n"
+    )
     assert _grader_imports(module) == {"classroom", "quiz"}

@@ -8,7 +8,6 @@ from pathlib import Path
 from grader.course.kit import load_kit
 from grader.grading.suites import PACKAGE_DIR, suite_digest, suite_files, suites_dir
 
-
 KIT_ROOT = Path(__file__).resolve().parents[1]
 
 
