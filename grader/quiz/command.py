@@ -115,8 +115,10 @@ def quiz(
 ) -> None:
     """Interview self-quiz on feature stores and Feast, with spaced review.
 
-    Free-text answers are scored by the key points they cover; the feedback names the missed
-    points and shows a model answer. Questions you miss come back sooner.
+    Free-text answers are scored by the key points their sentences state (a list of terms, a
+    negated or reversed statement does not count); the feedback quotes the words that earned
+    each point, names misconceptions with the correcting sentence, lists the missed points and
+    shows a model answer. Questions you miss come back sooner.
     """
     actions = [f for f, on in (("--stats", stats), ("--list", list_ids)) if on]
     actions += ["--answers"] if answers_file else []

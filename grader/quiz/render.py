@@ -51,13 +51,29 @@ def render_question(console: Console, question: Question, index: int, total: int
             console.print(Text(f"  {letter}) {option}"))
 
 
-def render_result(console: Console, result: QuestionResult) -> None:
-    """Score and feedback after an answer: covered and missed points, then the model answer."""
-    console.print(Text(f"Score: {_pct(result.score)}", style=f"bold {_style(result.score)}"))
+def _feedback(console: Console, result: QuestionResult) -> None:
+    """Covered points with the words that earned them, misconceptions with their correction,
+    the other missed points, and general advice."""
+    quotes = {e.point: e.quote for e in result.evidence}
     for point in result.covered_points:
-        console.print(Text(f"  ✓ {point}", style="green"))
+        quote = f' ("{quotes[point]}")' if point in quotes else ""
+        console.print(Text(f"  ✓ {point}{quote}", style="green"))
+    wrong = {m.point for m in result.misconceptions}
+    for m in result.misconceptions:
+        console.print(Text(f'  ✗ misconception: "{m.quote}" contradicts: {m.point}', style="red"))
+        console.print(Text(f"      correct: {m.correction}", style="yellow"))
     for point in result.missed_points:
-        console.print(Text(f"  ✗ missed: {point}", style="red"))
+        if point not in wrong:
+            console.print(Text(f"  ✗ missed: {point}", style="red"))
+    for advice in result.advice:
+        console.print(Text(f"  ! {advice}", style="yellow"))
+
+
+def render_result(console: Console, result: QuestionResult) -> None:
+    """Score and feedback after an answer: the points with evidence, misconceptions, missed
+    points, advice, then the model answer."""
+    console.print(Text(f"Score: {_pct(result.score)}", style=f"bold {_style(result.score)}"))
+    _feedback(console, result)
     console.print(Panel(Text(result.model_answer), title="Model answer", title_align="left"))
 
 
@@ -121,8 +137,7 @@ def render_report(console: Console, report: QuizReport) -> None:
     """A human summary of `--answers FILE` without `--json`."""
     for r in report.results:
         console.print(Text(f"{r.id}: {_pct(r.score)}", style=f"bold {_style(r.score)}"))
-        for point in r.missed_points:
-            console.print(Text(f"  ✗ missed: {point}", style="red"))
+        _feedback(console, r)
     console.print(
         Text(f"Total: {_pct(report.score)} over {len(report.results)} answers", style="bold")
     )

@@ -12,7 +12,6 @@ import pytest
 
 from grader.quiz.bank import LETTERS, MAX_POINTS, MIN_POINTS, Bank, parse_bank
 from grader.quiz.errors import BankError
-from grader.quiz.matching import compile_pattern
 
 INTERVIEW_IDS = {
     "interview-skew",
@@ -66,19 +65,26 @@ def test_the_five_interview_questions_are_present_and_free_text(bank: Bank) -> N
         assert question.section == "interview"
 
 
-def test_every_free_question_has_3_to_6_weighted_key_points_with_compiling_patterns(
-    bank: Bank,
-) -> None:
+def test_every_free_question_has_3_to_6_weighted_key_points_made_of_claims(bank: Bank) -> None:
     free = [q for q in bank.questions if q.kind == "free"]
     assert free
     for q in free:
         assert MIN_POINTS <= len(q.points) <= MAX_POINTS, q.id
         assert q.model_answer.strip(), q.id
         for point in q.points:
-            assert point.patterns, f"{q.id}: {point.text}"
+            assert point.claims, f"{q.id}: {point.text}"
             assert point.weight > 0
-            for pattern in point.patterns:
-                assert isinstance(compile_pattern(pattern), re.Pattern)
+            for claim in (*point.claims, *point.opposites):
+                assert claim.says and all(isinstance(p, re.Pattern) for p in claim.says)
+
+
+def test_terms_are_expanded_and_antonyms_go_both_ways(bank: Bank) -> None:
+    question = bank.get("interview-dual-database")
+    assert question is not None
+    antonyms = dict(question.antonyms)
+    assert antonyms[antonyms["onlin"]] == "onlin"
+    materialization = question.points[3]
+    assert "onlin" in materialization.claims[0].says[0].pattern  # {online} was expanded
 
 
 def test_every_multiple_choice_answer_is_among_its_choices(bank: Bank) -> None:
@@ -109,8 +115,16 @@ def test_the_hands_on_traps_are_asked(bank: Bank) -> None:
     [
         (lambda d: d["questions"].append(copy.deepcopy(d["questions"][0])), "duplicate id"),
         (lambda d: d["questions"][0].update(section="nowhere"), "unknown section"),
-        (lambda d: d["questions"][0]["points"][0].update(patterns=["(unclosed"]), "compile"),
-        (lambda d: d["questions"][0]["points"][0].update(patterns=[]), "patterns"),
+        (lambda d: _claim(d).update(says=["(unclosed"]), "compile"),
+        (lambda d: _claim(d).update(says=[]), "'says' must be a non-empty list"),
+        (lambda d: _claim(d).update(says=["{nosuchterm}"]), "unknown term"),
+        (lambda d: _claim(d).update(negated="maybe"), "'negated' must be"),
+        (lambda d: _claim(d).update(about="elsewhere"), "'about' must be"),
+        (lambda d: _claim(d).update(sayz=["x"]), "unknown claim key"),
+        (lambda d: d["questions"][0]["points"][0].update(claims=[]), "'claims'"),
+        (lambda d: d["antonyms"].update(pairs=[["online"]]), "[antonyms]"),
+        (lambda d: d["antonyms"]["pairs"].append(["online", "remote"]), "listed twice"),
+        (lambda d: d["terms"].update(Bad=["x"]), "[terms] Bad"),
         (lambda d: d["questions"][0].update(points=d["questions"][0]["points"][:2]), "key points"),
         (lambda d: _first(d, "choice").update(answer="h"), "letter of one of its"),
         (lambda d: _first(d, "truefalse").update(answer="yes"), "true or false"),
@@ -124,6 +138,11 @@ def test_the_validator_rejects_a_broken_bank_with_one_line(breakage: Any, messag
     with pytest.raises(BankError, match=re.escape(message)) as info:
         parse_bank(data)
     assert "\n" not in str(info.value)
+
+
+def _claim(data: dict[str, Any]) -> dict[str, Any]:
+    claim: dict[str, Any] = data["questions"][0]["points"][0]["claims"][0]
+    return claim
 
 
 def _first(data: dict[str, Any], kind: str) -> dict[str, Any]:

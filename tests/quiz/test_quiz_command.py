@@ -91,7 +91,7 @@ def test_answers_without_json_print_a_human_summary(runner: CliRunner) -> None:
     result = run(runner, "--answers", str(GOLDEN / "answers.toml"))
     assert result.exit_code == 0
     assert "interview-freshness: 44%" in result.output
-    assert "Total: 72%" in result.output
+    assert "Total: 66%" in result.output
 
 
 def test_scoring_a_file_does_not_touch_the_progress_file(
@@ -239,3 +239,24 @@ def test_an_unusable_progress_file_exits_2_with_one_line(
 def test_help_has_an_example(runner: CliRunner) -> None:
     result = run(runner, "--help")
     assert "grade quiz --answers" in result.output
+
+
+def test_answers_feedback_quotes_evidence_and_names_misconceptions(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    answers = tmp_path / "a.toml"
+    answers.write_text(
+        'interview-dual-database = """The online store keeps the full history; materialize '
+        'copies online to offline."""\n'
+        'interview-freshness = "Every feature view gets a TTL, the oldest value you accept."\n'
+    )
+    text = run(runner, "--answers", str(answers))
+    assert text.exit_code == 0, text.output
+    flat = " ".join(text.output.split())  # rich wraps long lines
+    assert 'misconception: "The online store keeps the full history"' in flat
+    assert "correct: The offline store" in flat
+    assert '("Every feature view gets a TTL")' in flat
+    data = json.loads(run(runner, "--answers", str(answers), "--json").stdout)
+    dual, fresh = data["questions"]
+    assert dual["score"] == 0.0 and len(dual["misconceptions"]) == 2
+    assert fresh["evidence"][0]["quote"].startswith("Every feature view gets a TTL")

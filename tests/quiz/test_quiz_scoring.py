@@ -7,6 +7,7 @@ import re
 import pytest
 
 from grader.quiz.bank import Bank, KeyPoint, Question, load_bank
+from grader.quiz.claims import Claim
 from grader.quiz.matching import analyze, compile_pattern, stem
 from grader.quiz.scoring import AnswerFormatError, parse_option, score_answer, score_free_text
 
@@ -74,16 +75,15 @@ OFF_TOPIC = [
 ]
 
 
-def point(*patterns: str, negation_sensitive: bool = True) -> Question:
-    """A free question with one key point made of `patterns` (plus two that never match)."""
-    never = KeyPoint("never", ("zzqx",), 1.0, True, (compile_pattern("zzqx"),))
-    kp = KeyPoint(
-        "the point",
-        patterns,
-        1.0,
-        negation_sensitive,
-        tuple(compile_pattern(p) for p in patterns),
+def point(*says: str, negated: bool | None = False, subject: tuple[str, ...] = ()) -> Question:
+    """A free question with one key point, a claim that `says` (plus two that never match)."""
+    never = KeyPoint("never", (Claim((compile_pattern("zzqx"),)),))
+    claim = Claim(
+        tuple(compile_pattern(p) for p in says),
+        tuple(compile_pattern(p) for p in subject),
+        negated,
     )
+    kp = KeyPoint("the point", (claim,))
     return Question("t", "skew", "free", "?", model_answer="m", points=(kp, never, never))
 
 
@@ -169,10 +169,46 @@ def test_a_negated_phrase_does_not_state_the_point(answer: str, expected: bool) 
     assert covers(point("uses future data"), answer) is expected
 
 
-def test_negation_can_be_switched_off_for_points_where_either_polarity_shows_the_idea() -> None:
-    question = point("leak*", negation_sensitive=False)
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("Future data is never used.", True),
+        ("It never uses future data.", True),
+        ("It does not use future data, only past values.", True),
+        ("It uses future data.", False),
+        ("It is not true that it never uses future data.", False),
+    ],
+)
+def test_a_negated_claim_is_stated_by_a_denial_anywhere_in_its_clause(
+    answer: str, expected: bool
+) -> None:
+    assert covers(point("uses future data", "future data", negated=True), answer) is expected
+
+
+def test_either_polarity_can_state_a_claim() -> None:
+    question = point("leak*", negated=None)
     assert covers(question, "a point-in-time join does not leak")
     assert covers(question, "a plain join leaks labels")
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("The online store keeps the latest values.", True),
+        ("The online store, Redis for example, keeps the latest values.", True),
+        ("The online store is a key-value cache. It keeps the latest values.", True),
+        ("Latest values are what the online store keeps.", True),
+        ("The online store is fast; the latest values are kept elsewhere.", False),
+        ("The online store is fast. The latest values are kept elsewhere.", False),
+        ("The online store is fast, and the offline store keeps the latest values.", False),
+        ("Online store, latest values.", True),
+    ],
+)
+def test_a_claim_needs_its_subject_in_the_same_clause_or_carried_into_it(
+    answer: str, expected: bool
+) -> None:
+    question = point("latest valu*", subject=("online stor*",))
+    assert covers(question, answer) is expected
 
 
 def test_the_real_bank_is_negation_aware_on_the_only_past_data_point(bank: Bank) -> None:
@@ -227,7 +263,16 @@ def test_the_stemmer_maps_inflections_of_a_word_to_one_stem() -> None:
 
 def test_clauses_stop_negation_from_reaching_the_next_sentence() -> None:
     analyzed = analyze("That is not all. It uses future data")
-    assert not analyzed.is_negated(analyzed.text.index("us futur"))
+    first = analyzed.raw.index("uses")
+    assert analyzed.negations(first, first + 2, set()) == 0
+    assert analyzed.negations(0, 2, set()) == 1
+
+
+def test_a_contrast_marker_negates_what_follows_it() -> None:
+    analyzed = analyze("Fall back to a default instead of serving stale values.")
+    stale = analyzed.raw.index("stale")
+    assert analyzed.negations(stale - 1, stale, set()) == 1
+    assert analyzed.negations(0, 1, set()) == 0
 
 
 @pytest.mark.parametrize(
