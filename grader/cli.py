@@ -232,16 +232,36 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
     help="Fork sandboxed workers from a pre-imported factory per slot (fast), or start "
     "each from scratch.",
 )
+@click.option(
+    "--compare",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    metavar="OLD_OUT",
+    help="An earlier results folder: write regrade.csv (what changed, decreases first). "
+    "Automatic when --out holds scorecards of other suites.",
+)
 @grading_options
 @click.pass_context
 def batch_cmd(
-    ctx, submissions, out, workers, scheduler, resume, warm, submission_timeout, call_timeout
+    ctx,
+    submissions,
+    out,
+    workers,
+    scheduler,
+    resume,
+    warm,
+    compare,
+    submission_timeout,
+    call_timeout,
 ) -> None:
     """Grade every sub-folder or .zip of SUBMISSIONS, each as one submission.
 
     Example: grade batch submissions/ --out results/ --workers 2
+
+    Regrade after a suite fix and see what changed: grade batch submissions/ --out
+    results-v2/ --compare results/
     """
     from grader.classroom.batch import BatchError, find_submissions, run_batch
+    from grader.classroom.regrade import read_regrade, summary_lines
     from grader.grading.render import batch_progress
 
     kit = _kit(ctx)
@@ -258,11 +278,17 @@ def batch_cmd(
                 warm=warm,
                 options=_options(call_timeout, submission_timeout),
                 on_done=on_done,
+                compare=compare,
             )
     except BatchError as exc:
         raise UsageError(str(exc)) from None
     errors = sum(c.status == "error" for c in cards)
     click.echo(f"Graded {len(cards)} submissions ({errors} with errors) into {out}")
+    regrade = read_regrade(out)
+    if regrade is not None:
+        for line in summary_lines(regrade):
+            click.echo(line)
+        click.echo(f"Every change: {out / 'regrade.csv'}")
 
 
 @cli.command("verify")
@@ -295,16 +321,22 @@ def verify_cmd(ctx, no_grading: bool) -> None:
 @cli.command("release")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the contents of a non-empty OUT.")
+@click.option(
+    "--notebooks",
+    is_flag=True,
+    help="Also write exercises/<slug>/<module>.ipynb beside each stub (README tasks as "
+    "markdown cells); the grader grades a notebook when the .py file is absent.",
+)
 @click.pass_context
-def release_cmd(ctx: click.Context, out: Path, force: bool) -> None:
+def release_cmd(ctx: click.Context, out: Path, force: bool, notebooks: bool) -> None:
     """Write the student kit to OUT: no solutions/, no hidden suites.
 
-    Example: grade release ../feature-store-lab-student
+    Example: grade release ../feature-store-lab-student --notebooks
     """
     from grader.classroom.release import ReleaseError, build_release
 
     try:
-        files = build_release(_kit(ctx), out, force=force)
+        files = build_release(_kit(ctx), out, force=force, notebooks=notebooks)
     except ReleaseError as exc:
         raise UsageError(str(exc)) from None
     click.echo(f"Wrote the student kit ({len(files)} files) to {out}")
@@ -320,20 +352,37 @@ def release_cmd(ctx: click.Context, out: Path, force: bool) -> None:
     help="The HTML file to write.",
 )
 @click.option("--title", default="Feature Store Lab: class report", show_default=True)
-def report_cmd(scorecards: tuple[Path, ...], out: Path, title: str) -> None:
+@click.option(
+    "--similarity",
+    "similarity_page",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A page written by `grade similarity` to link and summarise (default: "
+    "similarity.html in a SCORECARDS folder, if there).",
+)
+def report_cmd(
+    scorecards: tuple[Path, ...], out: Path, title: str, similarity_page: Path | None
+) -> None:
     """Write one self-contained HTML class report from scorecards (files or folders).
 
-    Example: grade report results/ --out report.html
+    A results folder's regrade.json (from `grade batch`) shows as a section on what changed.
+
+    Example: grade report results/ --out report.html --similarity results/similarity.html
     """
-    from grader.classroom.report import ReportError, build_report, load_scorecards
+    from grader.classroom.report import (
+        ReportError,
+        build_report,
+        find_extras,
+        load_scorecards,
+    )
     from grader.grading.scorecard import write_text_atomic
 
     try:
         cards = load_scorecards(list(scorecards))
+        extras = find_extras(list(scorecards), out, similarity_page)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     try:
-        write_text_atomic(out, build_report(cards, title=title))
+        write_text_atomic(out, build_report(cards, title=title, extras=extras))
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror}") from None
     click.echo(f"Wrote {out} ({len(cards)} scorecards)")
@@ -363,6 +412,130 @@ def gradescope_bundle_cmd(ctx: click.Context, out_zip: Path, hidden_visibility: 
     except OSError as exc:
         raise UsageError(f"cannot write {out_zip}: {exc.strerror}") from None
     click.echo(f"Wrote {out_zip} ({count} files); upload it as the autograder on Gradescope")
+
+
+@cli.command("similarity")
+@click.argument("source", metavar="SUBMISSIONS_OR_RESULTS", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("similarity.html"),
+    show_default=True,
+    help="The HTML page to write; the CSV of every pair goes beside it (same name, .csv).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Flag a pair when the mean of the shares of each file's code (beyond the stub) that "
+    "the other holds reaches this.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Flagged pairs shown side by side per exercise.",
+)
+@click.pass_context
+def similarity_cmd(ctx, source: Path, out: Path, threshold: float, top: int) -> None:
+    """Rank pairs of submissions by shared code, per exercise (flags for a closer look).
+
+    SUBMISSIONS_OR_RESULTS is the folder `grade batch` graded, or its --out folder. The
+    stubs count as starter code; renamed variables and reordered functions still match.
+
+    Example: grade similarity submissions/ --out results/similarity.html --threshold 0.6
+    """
+    from grader.classroom.similarity import (
+        SimilarityError,
+        build_page,
+        flagged_counts,
+        pairs_csv,
+        pairs_csv_path,
+        run_similarity,
+    )
+    from grader.grading.scorecard import write_text_atomic
+
+    if not source.exists():
+        raise UsageError(f"{source} does not exist")
+    try:
+        result = run_similarity(_kit(ctx), source, threshold=threshold)
+    except SimilarityError as exc:
+        raise UsageError(str(exc)) from None
+    csv_path = pairs_csv_path(out)
+    try:
+        write_text_atomic(csv_path, pairs_csv(result))
+        write_text_atomic(out, build_page(result, top=top))
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    flagged = flagged_counts(result)
+    counts = ", ".join(f"{slug} {n}" for slug, n in flagged.items())
+    click.echo(f"Compared {len(result.submissions)} submissions; pairs flagged: {counts}")
+    click.echo(f"Wrote {out} and {csv_path} (flags for a closer look, not verdicts)")
+
+
+@cli.command("export")
+@click.argument("results", type=click.Path(exists=True, path_type=Path), nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["canvas", "moodle", "csv"]),
+    required=True,
+    help="canvas: Canvas gradebook import; moodle: Moodle CSV grade import; csv: everything.",
+)
+@click.option(
+    "--roster",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="CSV with columns submission, student_id, name (optional: section, login_id, "
+    "email, canvas_id).",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--assignment",
+    metavar="NAME",
+    help="One column NAME with the total instead of one column per exercise.",
+)
+@click.pass_context
+def export_cmd(ctx, results, fmt: str, roster: Path, out: Path, assignment: str | None) -> None:
+    """Join scorecards to a roster and write the file an LMS imports.
+
+    RESULTS are scorecard files or folders (a `grade batch` --out folder). Submissions no
+    roster row names, and students without a submission, are listed, never dropped silently.
+
+    Example: grade export results/ --format canvas --roster roster.csv --out canvas.csv
+    """
+    from grader.classroom.export import ExportError, export_grades, read_roster
+    from grader.classroom.report import ReportError, load_scorecards
+    from grader.grading.safe_text import printable
+    from grader.grading.scorecard import write_text_atomic
+
+    try:
+        cards = load_scorecards(list(results))
+        students = read_roster(roster)
+        result = export_grades(_kit(ctx), cards, students, fmt, assignment=assignment)
+    except (ReportError, ExportError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        write_text_atomic(out, result.text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    click.echo(f"Wrote {out} ({fmt}, {result.rows} rows)")
+    if result.unmatched:
+        where = "kept as rows without a student" if fmt == "csv" else "not in the file"
+        click.echo(
+            f"{len(result.unmatched)} submission(s) match no roster row ({where}): "
+            + ", ".join(printable(s) for s in result.unmatched)
+        )
+    if result.absent:
+        click.echo(
+            f"{len(result.absent)} student(s) have no graded submission (empty grade): "
+            + ", ".join(
+                printable(f"{s.name} ({s.student_id}, {s.submission or 'no submission id'})")
+                for s in result.absent
+            )
+        )
 
 
 @cli.command("bench")

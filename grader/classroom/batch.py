@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from grader.classroom import regrade
 from grader.course.kit import Kit
 from grader.grading.child import ChildGrading, start_child
 from grader.grading.options import GradingOptions
@@ -139,6 +140,7 @@ def run_batch(
     scheduler: str | None = None,
     warm: bool = True,
     on_done: Callable[[Scorecard, int, int], None] | None = None,
+    compare: Path | None = None,
 ) -> list[Scorecard]:
     """Grade every submission of `folder` into `out`; returns the scorecards by id.
 
@@ -148,7 +150,9 @@ def run_batch(
     total)` reports progress. With `scheduler`, the submissions are graded on that Dask
     cluster instead of local child processes. With `warm` (and bubblewrap), each slot keeps a
     pre-imported worker factory that forks the sandboxed workers (`grader.sandbox.warm`);
-    without, every submission starts its workers from scratch.
+    without, every submission starts its workers from scratch. When `out` holds scorecards
+    of other suites, or `compare` names an earlier results folder, the change is written to
+    `out/regrade.csv` and `out/regrade.json` (`grader.classroom.regrade`).
     """
     options = options or GradingOptions()
     entries = find_submissions(folder, out)
@@ -160,6 +164,9 @@ def run_batch(
     cards: list[Scorecard] = []
     pending = []
     digest = suite_digest(kit)
+    previous = regrade.previous_scorecards(compare or out, digest, other_digest_only=not compare)
+    if compare is not None and not previous:
+        raise BatchError(f"{compare} holds no scorecards to compare with")
     for entry in entries:
         done = current_scorecard(out / f"{entry.id}.json", digest) if resume else None
         if done is None:
@@ -186,9 +193,13 @@ def run_batch(
         _run_local(kit, pending, workers, options, finished, warm=warm)
     cards.sort(key=lambda c: c.submission)
     write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards))
-    write_json_atomic(
-        out / "summary.json", summary(kit, cards, time.monotonic() - started, workers)
-    )
+    figures = summary(kit, cards, time.monotonic() - started, workers)
+    figures["source"] = str(folder.resolve())  # lets `grade similarity RESULTS` find the code
+    write_json_atomic(out / "summary.json", figures)
+    if compare is not None or previous:
+        regrade.write_regrade(out, regrade.diff(previous, cards, digest))
+    else:
+        regrade.clear_regrade(out)
     return cards
 
 

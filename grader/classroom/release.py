@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from grader.course.kit import Kit
+from grader.grading.scorecard import write_text_atomic
 
 # Top-level entries that make up the student kit.
 INCLUDE = (
@@ -64,8 +65,14 @@ def copy_kit_files(kit: Kit, out: Path, *, private: bool = False) -> list[Path]:
     return sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
 
 
-def build_release(kit: Kit, out: Path, *, force: bool = False) -> list[Path]:
-    """Write the student kit to `out`; returns the files written (relative to `out`)."""
+def build_release(
+    kit: Kit, out: Path, *, force: bool = False, notebooks: bool = False
+) -> list[Path]:
+    """Write the student kit to `out`; returns the files written (relative to `out`).
+
+    With `notebooks`, each exercise also gets `exercises/<slug>/<module>.ipynb` beside its
+    stub (`grader.classroom.notebooks`).
+    """
     root = kit.root.resolve()
     out = out.resolve()
     if out == root or root in out.parents:
@@ -77,4 +84,25 @@ def build_release(kit: Kit, out: Path, *, force: bool = False) -> list[Path]:
             if not force:
                 raise ReleaseError(f"{out} is not empty; pass --force to replace its contents")
             shutil.rmtree(out)
-    return copy_kit_files(kit, out)
+    files = copy_kit_files(kit, out)
+    if notebooks:
+        files = sorted([*files, *write_notebooks(kit, out)])
+    return files
+
+
+def write_notebooks(kit: Kit, out: Path) -> list[Path]:
+    """Write each exercise's notebook into `out/exercises/<slug>/`; returns them (relative)."""
+    from grader.classroom.notebooks import notebook_text
+
+    written = []
+    for ex in kit.exercises:
+        folder = kit.root / "exercises" / ex.slug
+        stub, readme = folder / ex.module, folder / "README.md"
+        if not stub.is_file():
+            raise ReleaseError(f"{stub} is missing: no notebook can be built for {ex.slug}")
+        readme_text = readme.read_text(encoding="utf-8") if readme.is_file() else f"# {ex.title}"
+        rel = Path("exercises", ex.slug, ex.module[:-3] + ".ipynb")
+        text = notebook_text(readme_text, stub.read_text(encoding="utf-8"), ex.module)
+        write_text_atomic(out / rel, text)
+        written.append(rel)
+    return written

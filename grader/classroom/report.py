@@ -8,12 +8,16 @@ the most common feedback (what the class misses), and every error and timeout wi
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import statistics
 from collections import Counter
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+from grader.classroom.regrade import Regrade, read_regrade
 from grader.grading.scorecard import Scorecard
 
 BAR = "#3b82f6"
@@ -45,6 +49,101 @@ def load_scorecards(paths: list[Path]) -> list[Scorecard]:
     if not cards:
         raise ReportError("no scorecards found (files with schema_version 1)")
     return cards
+
+
+@dataclass
+class ReportExtras:
+    """Optional sections: the similarity page's summary and link, and the last regrade."""
+
+    similarity_href: str | None = None
+    """Link to the similarity page, relative to the report when it can be."""
+    similarity_flagged: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Exercise -> (pairs flagged, highest share), from the CSV beside the page."""
+    regrade: Regrade | None = None
+
+
+def _similarity_summary(page: Path) -> dict[str, tuple[int, float]]:
+    """Per exercise, flagged pairs and the highest share, from the CSV `grade similarity`
+    wrote beside `page` (empty when it is absent or unreadable)."""
+    out: dict[str, tuple[int, float]] = {}
+    try:
+        rows = list(csv.DictReader(page.with_suffix(".csv").open(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return out
+    for row in rows:
+        try:
+            share = (float(row["similarity_a"]) + float(row["similarity_b"])) / 2
+        except (KeyError, TypeError, ValueError):
+            continue
+        flagged, top = out.get(row.get("exercise") or "?", (0, 0.0))
+        out[row.get("exercise") or "?"] = (flagged + (row.get("flagged") == "yes"), max(top, share))
+    return out
+
+
+def find_extras(paths: list[Path], out: Path, similarity: Path | None = None) -> ReportExtras:
+    """The extras for a report written to `out` from `paths`: `similarity` (or a
+    `similarity.html` in one of the folders) and a folder's `regrade.json`."""
+    folders = [p for p in paths if p.is_dir()]
+    if similarity is None:
+        similarity = next(
+            (f / "similarity.html" for f in folders if (f / "similarity.html").is_file()), None
+        )
+    extras = ReportExtras()
+    if similarity is not None:
+        try:
+            href = os.path.relpath(similarity.resolve(), out.resolve().parent)
+        except ValueError:
+            href = similarity.resolve().as_uri()
+        extras.similarity_href = Path(href).as_posix()
+        extras.similarity_flagged = _similarity_summary(similarity)
+    for folder in folders:
+        extras.regrade = extras.regrade or read_regrade(folder)
+    return extras
+
+
+def _extras_html(extras: ReportExtras) -> str:
+    parts = []
+    if extras.similarity_href:
+        rows = "".join(
+            f"<tr><td>{escape(slug)}</td><td class=num>{n}</td><td class=num>{top:.0%}</td></tr>"
+            for slug, (n, top) in sorted(extras.similarity_flagged.items())
+        )
+        table = (
+            "<table><thead><tr><th>exercise</th><th class=num>pairs flagged</th>"
+            f"<th class=num>highest share</th></tr></thead><tbody>{rows}</tbody></table>"
+            if rows else ""
+        )  # fmt: skip
+        parts.append(
+            "<section><h2>Similarity</h2><p>Pairs of submissions that share unusually much "
+            "code, for a closer look (flags, not verdicts): "
+            f'<a href="{escape(extras.similarity_href, quote=True)}">the similarity page</a>.</p>'
+            f"{table}</section>"
+        )
+    if extras.regrade is not None:
+        r = extras.regrade
+        moved = [c for c in r.changes if c.kind in ("decrease", "increase")]
+        rows = (
+            "".join(
+                f"<tr><td>{escape(c.submission)}</td><td>{escape(c.exercise)}</td>"
+                f"<td class=num>{c.old:g}</td><td class=num>{c.new:g}</td>"
+                f"<td class='num{' low' if c.kind == 'decrease' else ''}'>{c.delta:+g}</td>"
+                f"<td><code>{escape('; '.join(c.tests_changed[:6]))}</code></td></tr>"
+                for c in moved[:200]
+            )
+            or "<tr><td colspan=6>No score changed.</td></tr>"
+        )
+        parts.append(
+            "<section><h2>Regrade: what changed</h2>"
+            f"<p>Suites {escape(r.new_digest[:19])} against "
+            f"{escape(', '.join(d[:19] for d in r.old_digests) or 'none')}; {r.compared} "
+            f"submissions compared: <b class=low>{r.count('decrease')} scores went down</b>, "
+            f"{r.count('increase')} went up, {r.count('tests')} changed tests only, "
+            f"{r.count('new')} new, {r.count('gone')} gone. Decreases first.</p>"
+            "<table><thead><tr><th>submission</th><th>exercise</th><th class=num>old</th>"
+            "<th class=num>new</th><th class=num>change</th><th>tests that changed</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table></section>"
+        )
+    return "".join(parts)
 
 
 def _svg_bars(items: list[tuple[str, float, float]], *, width: int = 760, unit: str = "") -> str:
@@ -124,8 +223,10 @@ section{margin-bottom:1.5rem}code{font-size:.85rem}
 """
 
 
-def build_report(cards: list[Scorecard], *, title: str = "Class report") -> str:
-    """The HTML page for `cards`."""
+def build_report(
+    cards: list[Scorecard], *, title: str = "Class report", extras: ReportExtras | None = None
+) -> str:
+    """The HTML page for `cards`, with the `extras` sections (similarity, regrade) if given."""
     scores = [c.score for c in cards]
     top = max(c.max_score for c in cards)
     per_ex: dict[str, list[float]] = {}
@@ -205,5 +306,6 @@ grader {escape(", ".join(versions))}; suites {escape(", ".join(digests))}
 <section><h2>Errors and timeouts</h2>
 <table><thead><tr><th>submission</th><th>exercise</th><th>status</th><th>reason</th></tr></thead>
 <tbody>{problem_rows}</tbody></table></section>
+{_extras_html(extras) if extras else ""}
 </body></html>
 """

@@ -4,6 +4,8 @@ Only the exercise files named in the manifest are taken, found by file name anyw
 submission (the shallowest first), read without following symlinks, checked (UTF-8 text,
 compiles) and copied into a fresh private folder. Zip entries are read in memory and never
 extracted; absolute, `..` and link entries are refused. The submission itself is only read.
+A notebook `<module>.ipynb` stands in for a missing `<module>.py`: its code cells become the
+module, by parsing only (`grader.grading.notebook`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from grader.course.kit import Kit
+from grader.grading.notebook import MAX_NOTEBOOK_BYTES, NotebookError, notebook_to_module
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -56,13 +59,13 @@ def _candidates_in_folder(root: Path, names: set[str]) -> dict[str, list[str]]:
     return found
 
 
-def _read_no_follow(path: Path) -> bytes:
+def _read_no_follow(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError("not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(MAX_FILE_BYTES + 1)
+            return fh.read(cap + 1)
     finally:
         os.close(fd)
 
@@ -98,25 +101,25 @@ def check_source(name: str, data: bytes) -> str | None:
     return None
 
 
-def stage(source: Path, dest: Path, kit: Kit) -> dict[str, StagedFile]:
-    """Copy the exercise files of `source` (folder or .zip) into `dest/<slug>/<module>`.
+def _notebook_name(module: str) -> str:
+    return module[:-3] + ".ipynb" if module.endswith(".py") else module + ".ipynb"
 
-    Returns one `StagedFile` per exercise. Raises `SubmissionError` when `source` is neither a
-    folder nor a readable zip.
-    """
-    names = {ex.module: ex for ex in kit.exercises}
-    contents: dict[str, bytes | str] = {}  # module -> bytes, or a reason it was refused
+
+def _read_candidates(source: Path, names: set[str]) -> dict[str, bytes | str]:
+    """The shallowest file of each name in `names` found in `source`: its bytes, or a reason
+    (one line) it was refused. Names not found are absent. Raises `SubmissionError`."""
+    contents: dict[str, bytes | str] = {}
     if source.is_symlink():
         raise SubmissionError(f"{source.name} is a symbolic link; submissions must be real")
     if source.is_dir():
-        found = _candidates_in_folder(source, set(names))
-        for module, rels in found.items():
+        found = _candidates_in_folder(source, names)
+        for name, rels in found.items():
             if rels:
                 rel = min(rels, key=_depth_key)
                 try:
-                    contents[module] = _read_no_follow(source / rel)
+                    contents[name] = _read_no_follow(source / rel, _cap(name))
                 except OSError as exc:
-                    contents[module] = f"{rel} cannot be read: {exc.strerror or exc}"
+                    contents[name] = f"{rel} cannot be read: {exc.strerror or exc}"
     elif source.is_file() and source.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(source) as archive:
@@ -131,26 +134,84 @@ def stage(source: Path, dest: Path, kit: Kit) -> dict[str, StagedFile]:
                         refused.setdefault(base, f"refused zip entry {info.filename!r}: {why}")
                         continue
                     entries[base].append((info.filename, info))
-                for module, items in entries.items():
+                for name, items in entries.items():
                     if items:
                         rel, info = min(items, key=lambda item: _depth_key(item[0]))
-                        if info.file_size > MAX_FILE_BYTES:
-                            contents[module] = f"{rel} is larger than {MAX_FILE_BYTES // 1024} KiB"
+                        if info.file_size > _cap(name):
+                            contents[name] = f"{rel} is larger than {_cap(name) // 1024} KiB"
                             continue
                         with archive.open(info) as fh:
-                            contents[module] = fh.read(MAX_FILE_BYTES + 1)
-                    elif module in refused:
-                        contents[module] = refused[module]
+                            contents[name] = fh.read(_cap(name) + 1)
+                    elif name in refused:
+                        contents[name] = refused[name]
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
             raise SubmissionError(f"{source.name} is not a valid zip file ({exc})") from None
     else:
         raise SubmissionError(f"{source} is neither a folder nor a .zip file")
+    return contents
 
+
+def _cap(name: str) -> int:
+    return MAX_NOTEBOOK_BYTES if name.endswith(".ipynb") else MAX_FILE_BYTES
+
+
+def _from_notebook(notebook: str, data: bytes) -> bytes | str:
+    """The module source built from a notebook's bytes, or a one-line reason it failed."""
+    try:
+        built = notebook_to_module(notebook, data)
+    except NotebookError as exc:
+        return str(exc)
+    source = built.source.encode("utf-8")
+    try:
+        compile(built.source, notebook, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = built.cell_of(exc.lineno or 0)
+        at = f"cell {where[0]}, line {where[1]}" if where else f"line {exc.lineno}"
+        return f"SyntaxError in {notebook} at {at}: {exc.msg}"
+    except (ValueError, RecursionError, MemoryError):
+        pass  # check_source names these below
+    return source
+
+
+def read_exercise_sources(source: Path, kit: Kit) -> dict[str, bytes | str | None]:
+    """Each exercise's module source in submission `source` (folder or .zip), by slug.
+
+    The staging rules: found by file name anywhere, the shallowest first, no symlink followed,
+    zip entries read in memory. Where the module (`pit_join.py`) is absent, a notebook of the
+    same name (`pit_join.ipynb`) stands in, converted by parsing only
+    (`grader.grading.notebook`). Values: the bytes, a one-line reason the file was refused,
+    or None when neither file is there. Raises `SubmissionError` for an unreadable submission.
+    """
+    wanted = {ex.module for ex in kit.exercises} | {
+        _notebook_name(ex.module) for ex in kit.exercises
+    }
+    contents = _read_candidates(source, wanted)
+    out: dict[str, bytes | str | None] = {}
+    for ex in kit.exercises:
+        notebook = _notebook_name(ex.module)
+        if ex.module in contents:
+            out[ex.slug] = contents[ex.module]
+        elif notebook in contents:
+            data = contents[notebook]
+            out[ex.slug] = data if isinstance(data, str) else _from_notebook(notebook, data)
+        else:
+            out[ex.slug] = None
+    return out
+
+
+def stage(source: Path, dest: Path, kit: Kit) -> dict[str, StagedFile]:
+    """Copy the exercise files of `source` (folder or .zip) into `dest/<slug>/<module>`.
+
+    Returns one `StagedFile` per exercise. Raises `SubmissionError` when `source` is neither a
+    folder nor a readable zip. See `read_exercise_sources` for how files are found.
+    """
+    sources = read_exercise_sources(source, kit)
     staged: dict[str, StagedFile] = {}
-    for module, ex in names.items():
-        data = contents.get(module)
+    for ex in kit.exercises:
+        module, data = ex.module, sources[ex.slug]
         if data is None:
-            staged[ex.slug] = StagedFile(ex.slug, module, "missing", reason=f"{module} not found")
+            reason = f"{module} not found"
+            staged[ex.slug] = StagedFile(ex.slug, module, "missing", reason=reason)
             continue
         if isinstance(data, str):
             staged[ex.slug] = StagedFile(ex.slug, module, "error", reason=data)
