@@ -21,7 +21,7 @@ from kit_helpers import KIT_ROOT, copy_kit
 CLASS = Path(__file__).parent / "data" / "similarity_class"
 INDEPENDENT = sorted(p.name for p in CLASS.iterdir() if p.is_dir())
 HOSTILE_ID = "<img src=x onerror=alert(1)>"
-FORMULA_ID = "=HYPERLINK(\"evil.example\")"
+FORMULA_ID = '=HYPERLINK("evil.example")'
 
 
 def disguise(source: str, renames: dict[str, str]) -> str:
@@ -70,7 +70,9 @@ def klass(tmp_path_factory) -> Path:
     cells = [nbformat.v4.new_markdown_cell("# PIT join"), nbformat.v4.new_code_cell("%pip list")]
     cells += [nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell("!ls")]
     with zipfile.ZipFile(root / "nina.zip", "w") as archive:
-        archive.writestr("work/pit_join.ipynb", nbformat.writes(nbformat.v4.new_notebook(cells=cells)))
+        archive.writestr(
+            "work/pit_join.ipynb", nbformat.writes(nbformat.v4.new_notebook(cells=cells))
+        )
     (root / "kate").mkdir()
     shutil.copy2(KIT_ROOT / "exercises" / "ex2_pit_join" / "pit_join.py", root / "kate")
     hostile = root / HOSTILE_ID
@@ -176,3 +178,28 @@ def test_similarity_help_and_errors_are_one_line(kit, tmp_path):
     empty = runner.invoke(cli, ["--kit", str(kit.root), "similarity", str(tmp_path / "empty")])
     assert empty.exit_code == 2 and "holds no submissions" in empty.output
     assert "Traceback" not in empty.output
+
+
+def test_the_class_report_links_the_similarity_page(kit, klass, tmp_path):
+    from grader.grading.scorecard import ExerciseResult, Scorecard
+
+    results = tmp_path / "results"
+    for sid in ("alice", "bob"):
+        exercises = [
+            ExerciseResult(ex.slug, 0.0, ex.points, "missing", "x") for ex in kit.exercises
+        ]
+        Scorecard(sid, "2026-12-01T10:00:00+00:00", "0.1.0", "sha256:x", "graded", None, 0.0,
+                  kit.total_points, 1.0, exercises).write(results / f"{sid}.json")  # fmt: skip
+    runner = CliRunner()
+    page = results / "similarity.html"
+    done = runner.invoke(
+        cli, ["--kit", str(kit.root), "similarity", str(klass), "--out", str(page)]
+    )
+    assert done.exit_code == 0, done.output
+    report = tmp_path / "site" / "report.html"
+    result = runner.invoke(cli, ["report", str(results), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    html = report.read_text()
+    assert '<a href="../results/similarity.html">' in html
+    # ex2's planted pairs are counted from the CSV beside the page.
+    assert "<tr><td>ex2_pit_join</td><td class=num>6</td>" in html

@@ -12,6 +12,7 @@ import ast
 import re
 
 TASK = re.compile(r"^(\d+)\. ", re.MULTILINE)
+TASKS_HEADING = re.compile(r"## [^\n]*\btasks\b", re.IGNORECASE)
 
 
 def _split_readme(readme: str) -> tuple[str, str, list[str], str]:
@@ -19,7 +20,7 @@ def _split_readme(readme: str) -> tuple[str, str, list[str], str]:
     sections = re.split(r"(?m)^(?=## )", readme)
     intro, tasks_section, closing = [], "", []
     for section in sections:
-        if section.startswith("## Tasks"):
+        if not tasks_section and TASKS_HEADING.match(section):
             tasks_section = section
         elif tasks_section:
             closing.append(section)

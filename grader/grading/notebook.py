@@ -72,20 +72,26 @@ def notebook_to_module(name: str, data: bytes) -> NotebookModule:
     if len(raw.get("cells", [])) > MAX_CELLS:
         raise NotebookError(f"{name} has more than {MAX_CELLS} cells")
     try:
-        notebook = nbformat.reads(text, as_version=4)
+        # nbformat's reader and converter, not `nbformat.reads`: that one validates against the
+        # full schema and only logs what it finds; the structure this needs is checked below.
+        notebook = nbformat.convert(nbformat.reader.reads(text), 4)
     except Exception as exc:  # nbformat raises many kinds; each means "not a notebook"
         why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise NotebookError(f"{name} is not a readable notebook ({why})") from None
     lines: list[str] = []
     starts: list[tuple[int, int]] = []
     for number, cell in enumerate(notebook.get("cells", []), 1):
+        if not isinstance(cell, dict):
+            raise NotebookError(f"{name}: cell {number} is not a cell")
         if cell.get("cell_type") != "code":
             continue
-        body = cell.get("source", "")
+        if "source" not in cell:
+            raise NotebookError(f"{name}: code cell {number} has no source")
+        body = cell["source"]
         if isinstance(body, list):  # nbformat joins these; a forged notebook may not
             body = "".join(str(part) for part in body)
         if not isinstance(body, str):
-            raise NotebookError(f"{name}: cell {number} has no text source")
+            raise NotebookError(f"{name}: code cell {number} has no text source")
         cell_lines = body.splitlines()
         if cell_lines and cell_lines[0].lstrip().startswith("%%"):
             cell_lines = [""] * len(cell_lines)
