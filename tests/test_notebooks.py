@@ -15,7 +15,7 @@ from grader.classroom.notebooks import notebook_text
 from grader.cli import cli
 from grader.course.kit import load_kit
 from grader.grading.child import grade_in_child
-from grader.grading.notebook import NotebookError, notebook_to_module
+from grader.grading.notebook import MAX_NOTEBOOK_BYTES, NotebookError, notebook_to_module
 from grader.grading.options import GradingOptions
 from grader.grading.staging import stage
 from grader.sandbox.bubblewrap import Limits
@@ -68,6 +68,7 @@ def test_code_cells_become_the_module_without_magics_or_shell_lines():
         (b'{"cells": [], "nbformat": 99}', "pit_join.ipynb is not a readable notebook"),
         (b"\xff\xfe{}", "pit_join.ipynb is not UTF-8 text"),
         (b"[" * 100000 + b"]" * 100000, "it is not valid JSON"),
+        (b" " * (MAX_NOTEBOOK_BYTES + 1), "pit_join.ipynb is larger than 8 MiB"),
     ],
 )
 def test_a_broken_notebook_is_a_one_line_error(tmp_path, data, reason):
