@@ -460,7 +460,7 @@ def similarity_cmd(ctx, source: Path, out: Path, threshold: float, top: int) -> 
     if not source.exists():
         raise UsageError(f"{source} does not exist")
     try:
-        result = run_similarity(_kit(ctx), source, threshold=threshold)
+        result = run_similarity(_kit(ctx), source, threshold=threshold, out=out)
     except SimilarityError as exc:
         raise UsageError(str(exc)) from None
     csv_path = pairs_csv_path(out)

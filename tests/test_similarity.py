@@ -178,6 +178,12 @@ def test_similarity_help_and_errors_are_one_line(kit, tmp_path):
     empty = runner.invoke(cli, ["--kit", str(kit.root), "similarity", str(tmp_path / "empty")])
     assert empty.exit_code == 2 and "holds no submissions" in empty.output
     assert "Traceback" not in empty.output
+    inside = runner.invoke(
+        cli,
+        ["--kit", str(kit.root), "similarity", str(tmp_path), "--out", str(tmp_path / "s.html")],
+    )
+    assert inside.exit_code == 2 and "is inside the submissions folder" in inside.output
+    assert not (tmp_path / "s.html").exists()
 
 
 def test_the_class_report_links_the_similarity_page(kit, klass, tmp_path):

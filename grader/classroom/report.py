@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
 from grader.classroom.regrade import Regrade, read_regrade
 from grader.grading.scorecard import Scorecard
@@ -94,7 +95,7 @@ def find_extras(paths: list[Path], out: Path, similarity: Path | None = None) ->
             href = os.path.relpath(similarity.resolve(), out.resolve().parent)
         except ValueError:
             href = similarity.resolve().as_uri()
-        extras.similarity_href = Path(href).as_posix()
+        extras.similarity_href = href if href.startswith("file:") else quote(Path(href).as_posix())
         extras.similarity_flagged = _similarity_summary(similarity)
     for folder in folders:
         extras.regrade = extras.regrade or read_regrade(folder)

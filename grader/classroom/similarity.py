@@ -154,9 +154,17 @@ def compare_exercise(
     return result
 
 
-def run_similarity(kit: Kit, path: Path, *, threshold: float = 0.5) -> SimilarityResult:
-    """Compare the class in `path` (a submissions folder or a batch's results folder)."""
+def run_similarity(
+    kit: Kit, path: Path, *, threshold: float = 0.5, out: Path | None = None
+) -> SimilarityResult:
+    """Compare the class in `path` (a submissions folder or a batch's results folder).
+
+    `out`, the page to be written, must not be inside the submissions: they are only read."""
     folder = resolve_submissions(path)
+    if out is not None and folder.resolve() in out.resolve().parents:
+        raise SimilarityError(
+            f"{out} is inside the submissions folder {folder}; write it elsewhere"
+        )
     try:
         # find_submissions wants an output folder outside the submissions: none is written.
         entries = find_submissions(folder, folder.resolve().parent / f"{folder.name}.unused")
