@@ -1,0 +1,135 @@
+"""`grade watch` as a student uses it: a real terminal program (pexpect), files saved by hand.
+
+The watcher grades once, regrades the exercise whose file was saved, survives a hostile file,
+and leaves on Ctrl-C with no process of its own left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import psutil
+import pytest
+
+from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
+from grader.grading.watch import changed_slugs, merge_into
+
+PIT = "pit_join.py"
+
+
+def _save(path: Path, text: str) -> None:
+    """Save as an editor does: a new file renamed over the old one."""
+    tmp = path.with_name(f".{path.name}.swp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _descendants(pid: int) -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.fixture
+def watched(lab, tmp_path):
+    """A submission folder with the ex2 stub, and a `grade watch ex2_pit_join` on a terminal."""
+    sub = tmp_path / "work"
+    shutil.copytree(lab.root / "exercises" / "ex2_pit_join", sub / "ex2_pit_join")
+    card = tmp_path / "scorecard.json"
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "grader.cli", "--kit", str(lab.root), "watch", "ex2_pit_join",
+         "--submission", str(sub), "--json", str(card), "--call-timeout", "5"],
+        dimensions=(40, 80), encoding="utf-8", timeout=240, env={**os.environ, "TERM": "xterm"},
+    )  # fmt: skip
+    yield child, sub / "ex2_pit_join" / PIT, card
+    if child.isalive():
+        child.kill(9)
+
+
+@pytest.mark.slow
+def test_a_saved_fix_is_regraded_in_place_and_ctrl_c_leaves_nothing_behind(watched, lab):
+    child, stub, card = watched
+    child.expect("not started: open exercises/ex2_pit_join/README.md")
+    child.expect("Total: 0/30")
+    solution = (lab.root / "solutions" / "ex2_pit_join" / PIT).read_text()
+
+    _save(stub, solution)
+    child.expect(r"ex2_pit_join  30/30  passed")
+    child.expect(r"Total: 30/30")
+    assert json.loads(card.read_text())["score"] == 30
+
+    # A hostile save: it kills what it can and hangs. It costs this regrade only.
+    _save(stub, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nwhile True:\n    pass\n")
+    child.expect(r"ex2_pit_join  0/30  (error|timeout|failed)")
+    child.expect("Total: 0/30")
+    workers = _descendants(child.pid)
+    assert workers, "the warm worker factory should be alive between regrades"
+
+    # A file that does not even parse, then the fix again: the watcher is still there.
+    _save(stub, "def point_in_time_join(:\n")
+    child.expect(r"ex2_pit_join  0/30  error")
+    _save(stub, solution)
+    child.expect(r"ex2_pit_join  30/30  passed")
+
+    workers |= _descendants(child.pid)
+    child.sendintr()
+    child.expect("Stopped watching.")
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus == 0, child.before
+    deadline = time.monotonic() + 15
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(workers), "processes left behind after Ctrl-C"
+
+
+def test_only_the_exercise_whose_file_changed_is_regraded(lab):
+    slugs = [ex.slug for ex in lab.exercises]
+    paths = ["/w/ex2_pit_join/pit_join.py", "/w/notes.txt", "/w/deep/a/freshness.py"]
+    assert changed_slugs(lab, slugs, paths) == ["ex2_pit_join", "ex3_freshness"]
+    assert changed_slugs(lab, ["ex1_fraud_design"], paths) == []
+
+
+def _card(digest: str, *exercises: ExerciseResult) -> Scorecard:
+    return Scorecard(
+        submission="me", graded_at="2026-01-01T00:00:00Z", grader_version="x",
+        suite_digest=digest, status="graded", error=None,
+        score=sum(e.score for e in exercises), max_score=sum(e.max_score for e in exercises),
+        duration_s=1.0, exercises=list(exercises),
+    )  # fmt: skip
+
+
+def _ex(slug: str, score: float, max_score: float) -> ExerciseResult:
+    test = TestResult(f"{slug}::t", "public", score, max_score, "passed", "", 0.1)
+    return ExerciseResult(slug, score, max_score, "passed" if score else "failed", None, [test])
+
+
+def test_a_regrade_replaces_its_exercise_and_keeps_the_others(tmp_path):
+    path = tmp_path / "scorecard.json"
+    merge_into(path, _card("d1", _ex("ex1", 5, 25), _ex("ex2", 0, 30)))
+    merged = merge_into(path, _card("d1", _ex("ex2", 30, 30)))
+    assert [(e.slug, e.score) for e in merged.exercises] == [("ex1", 5), ("ex2", 30)]
+    assert (merged.score, merged.max_score) == (35, 55)
+    assert json.loads(path.read_text())["score"] == 35
+    # Other suites graded the old card: its scores do not compare, so they are dropped.
+    other = merge_into(path, _card("d2", _ex("ex2", 10, 30)))
+    assert [(e.slug, e.score) for e in other.exercises] == [("ex2", 10)]
