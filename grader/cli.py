@@ -31,7 +31,26 @@ def _kit(ctx: click.Context) -> Kit:
     return obj["kit"]
 
 
+class _LazyGroup(click.Group):
+    """A group whose heavier verbs are imported only when they are used (or help lists them):
+    `grade check` need not pay for the quiz's imports."""
+
+    lazy = {"quiz": "grader.quiz.command:quiz"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
 @click.group(
+    cls=_LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Example: grade --kit ~/feature-store-lab list",
@@ -438,16 +457,6 @@ def bench_cmd(ctx: click.Context, quick: bool) -> None:
     from grader.classroom.bench import run_bench
 
     run_bench(_kit(ctx), lambda figure: click.echo(json.dumps(figure)), quick=quick)
-
-
-def _register_optional_commands() -> None:
-    """Attach verbs that live in their own modules (they import lazily)."""
-    from grader.quiz.command import quiz
-
-    cli.add_command(quiz)
-
-
-_register_optional_commands()
 
 
 def main() -> None:

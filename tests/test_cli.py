@@ -14,7 +14,7 @@ from grader.cli import cli
 KIT_ROOT = Path(__file__).resolve().parent.parent
 VERBS = [
     "check", "list", "hint", "setup", "quiz", "batch", "verify", "release", "report",
-    "gradescope-bundle", "bench",
+    "gradescope-bundle", "bench", "watch",
 ]  # fmt: skip
 
 

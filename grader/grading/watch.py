@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import queue
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -157,23 +159,58 @@ def merge_into(path: Path, card: Scorecard) -> Scorecard:
     return merged
 
 
+class FileEvents:
+    """Change sets from `watchfiles` on a thread, queued from the moment it starts: a save
+    made while a regrade runs (or before the first grading ends) is not lost."""
+
+    def __init__(self, folder: Path) -> None:
+        import watchfiles
+
+        self.queue: queue.Queue[set] = queue.Queue()
+        self.stop = threading.Event()
+        self.started = threading.Event()
+
+        def run() -> None:
+            # Editors save in several steps (a temp file, a rename): one debounced set a save.
+            # An empty set every half second (yield_on_timeout) tells that inotify is set up.
+            changes = watchfiles.watch(
+                folder, debounce=300, step=50, stop_event=self.stop, raise_interrupt=False,
+                rust_timeout=500, yield_on_timeout=True,
+            )  # fmt: skip
+            for batch in changes:
+                self.started.set()
+                if batch:
+                    self.queue.put(batch)
+
+        self.thread = threading.Thread(target=run, name="grade-watch-files", daemon=True)
+        self.thread.start()
+        self.started.wait(10)
+
+    def __iter__(self) -> Iterator[set]:
+        while not self.stop.is_set():
+            try:
+                batch = self.queue.get(timeout=0.5)  # short: Ctrl-C is seen at once
+            except queue.Empty:
+                continue
+            while not self.queue.empty():  # everything saved meanwhile, in one regrade
+                batch |= self.queue.get_nowait()
+            yield batch
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
 def watch(
     session: Session,
     on_result: Callable[[Scorecard, list[str]], None],
-    *,
-    changes: Iterator[set] | None = None,
+    changes: Iterable[set],
 ) -> None:
     """Grade every watched exercise once, then regrade the ones whose file changed, on each
-    save, calling `on_result(card, regraded_slugs)` after each grading. Runs until
-    interrupted (KeyboardInterrupt reaches the caller; `session.close()` is the caller's).
-
-    `changes` is the stream of change sets (default: `watchfiles.watch` on the source)."""
+    set of `changes` (`(change, path)` pairs, as `watchfiles` gives), calling
+    `on_result(card, regraded_slugs)` after each grading. Runs until `changes` ends or the
+    caller is interrupted (KeyboardInterrupt reaches the caller; `session.close()` is its)."""
     on_result(session.grade(session.slugs), session.slugs)
-    if changes is None:
-        import watchfiles
-
-        # Editors save in several steps (a temp file, a rename): one debounced set per save.
-        changes = watchfiles.watch(session.source, debounce=300, step=50, raise_interrupt=True)
     for batch in changes:
         slugs = changed_slugs(session.kit, session.slugs, (path for _change, path in batch))
         if slugs:
@@ -216,12 +253,16 @@ def run_watch(
         for line in warned:
             out.print(line, style="yellow", markup=False)
 
+    events = None
     try:
         out.print("grade watch: starting the sandbox (its imports are paid once) ...")
+        events = FileEvents(source)
         session.start()
-        watch(session, show)
+        watch(session, show, events)
     except KeyboardInterrupt:
         pass
     finally:
         session.close()
+        if events is not None:
+            events.close()
     out.print("Stopped watching.")
