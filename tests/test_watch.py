@@ -18,8 +18,10 @@ import pexpect
 import psutil
 import pytest
 
-from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
-from grader.grading.watch import changed_slugs, merge_into
+from grader.course.kit import load_kit
+from grader.grading.scorecard import ExerciseResult, Scorecard
+from grader.grading.scorecard import TestResult as Result
+from grader.grading.watch import changed_slugs, merge_into, watch
 
 PIT = "pit_join.py"
 
@@ -111,11 +113,41 @@ def test_a_saved_fix_is_regraded_in_place_and_ctrl_c_leaves_nothing_behind(watch
     assert not _alive(workers), "processes left behind after Ctrl-C"
 
 
-def test_only_the_exercise_whose_file_changed_is_regraded(lab):
-    slugs = [ex.slug for ex in lab.exercises]
+def test_only_the_exercise_whose_file_changed_is_regraded(kit_root):
+    kit = load_kit(kit_root)
+    slugs = [ex.slug for ex in kit.exercises]
     paths = ["/w/ex2_pit_join/pit_join.py", "/w/notes.txt", "/w/deep/a/freshness.py"]
-    assert changed_slugs(lab, slugs, paths) == ["ex2_pit_join", "ex3_freshness"]
-    assert changed_slugs(lab, ["ex1_fraud_design"], paths) == []
+    assert changed_slugs(kit, slugs, paths) == ["ex2_pit_join", "ex3_freshness"]
+    assert changed_slugs(kit, ["ex1_fraud_design"], paths) == []
+
+
+def test_the_loop_grades_all_once_then_each_saved_exercise(kit_root):
+    kit = load_kit(kit_root)
+    graded: list[list[str]] = []
+
+    class Recorder:  # stands in for a Session: records what it was asked to grade
+        slugs = ["ex2_pit_join", "ex3_freshness"]
+
+        def __init__(self) -> None:
+            self.kit = kit
+
+        def grade(self, slugs: list[str]) -> Scorecard:
+            graded.append(list(slugs))
+            return _card("d", *(_ex(s, 1, 1) for s in slugs))
+
+    shown: list[list[str]] = []
+    changes = [
+        {(1, "/w/ex2_pit_join/pit_join.py")},
+        {(2, "/w/ex2_pit_join/README.md"), (1, "/w/ex1_fraud_design/fraud_design.py")},
+        {(2, "/w/ex3_freshness/freshness.py"), (2, "/w/ex2_pit_join/pit_join.py")},
+    ]
+    watch(Recorder(), lambda card, slugs: shown.append(slugs), changes)  # type: ignore[arg-type]
+    expected = [
+        ["ex2_pit_join", "ex3_freshness"],
+        ["ex2_pit_join"],
+        ["ex2_pit_join", "ex3_freshness"],
+    ]
+    assert graded == expected and shown == expected
 
 
 def _card(digest: str, *exercises: ExerciseResult) -> Scorecard:
@@ -128,7 +160,7 @@ def _card(digest: str, *exercises: ExerciseResult) -> Scorecard:
 
 
 def _ex(slug: str, score: float, max_score: float) -> ExerciseResult:
-    test = TestResult(f"{slug}::t", "public", score, max_score, "passed", "", 0.1)
+    test = Result(f"{slug}::t", "public", score, max_score, "passed", "", 0.1)
     return ExerciseResult(slug, score, max_score, "passed" if score else "failed", None, [test])
 
 
