@@ -14,7 +14,6 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -92,6 +91,16 @@ def next_task(ex: ExerciseResult) -> int | None:
     return None
 
 
+def _indented(out: Console, text: Text, indent: int) -> None:
+    """`text` wrapped to the console's width, every line indented (no trailing blanks, so
+    piped output stays clean), its own line breaks kept."""
+    width = max(20, out.width - indent)
+    for line in text.split("\n"):
+        for part in line.wrap(out, width) or [Text("")]:
+            part.rstrip()
+            out.print(Text(" " * indent) + part, no_wrap=True, overflow="fold")
+
+
 def render_exercise(
     out: Console, ex: ExerciseResult, *, verbose: bool = False, first_only: bool = False
 ) -> None:
@@ -116,23 +125,22 @@ def render_exercise(
         header.append(f"  ({len(passed)} of {len(ex.tests)} tests passed)")
     out.print(header)
     if ex.error:
-        out.print(Padding(plain(ex.error, style), (0, 0, 0, 2)))
+        _indented(out, plain(ex.error, style), 2)
     shown = failing[:1] if first_only else failing
     for t in shown:
         st = STATUS_STYLE.get(t.status, "")
-        out.print(
-            Text.assemble(
-                "  ", (bad, st), " ", _test_name(t), f"  {t.points:g}/{t.max_points:g} ",
-                (t.status, st), f" ({t.visibility})",
-            )
-        )  # fmt: skip
-        out.print(Padding(plain(t.feedback), (0, 0, 0, 6)))
+        row = Text.assemble(
+            (bad, st), f" {t.points:g}/{t.max_points:g} ", (t.status, st), "  ", _test_name(t)
+        )
+        if t.visibility == "hidden":
+            row.append(" (hidden test)", style="dim")
+        _indented(out, row, 2)
+        _indented(out, plain(t.feedback), 6)
     rest = failing[len(shown) :]
     if rest:
         names = ", ".join(_test_name(t) for t in rest)
-        out.print(
-            Text(f"  + {len(rest)} more not passing: {names}", overflow="ellipsis", no_wrap=True)
-        )
+        more = Text(f"  + {len(rest)} more not passing: {names}")
+        out.print(more, no_wrap=True, overflow="ellipsis")
     if verbose:
         for t in passed:
             out.print(Text.assemble("  ", (ok, "green"), " ", _test_name(t), f"  {t.points:g}"))
