@@ -66,6 +66,8 @@ def test_hint_gives_one_hint_or_all():
         (["check", "--submission", "/nonexistent/folder"], "does not exist"),
         (["batch", "/nonexistent/folder", "--out", "/tmp/x"], "not a folder"),
         (["release", "."], "inside the kit"),
+        (["watch", "ex9_nope"], "unknown exercise"),
+        (["watch", "--submission", "/nonexistent/folder"], "is not a folder"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
