@@ -21,7 +21,7 @@ import pytest
 from grader.course.kit import load_kit
 from grader.grading.scorecard import ExerciseResult, Scorecard
 from grader.grading.scorecard import TestResult as Result
-from grader.grading.watch import changed_slugs, merge_into, watch
+from grader.grading.watch import changed_slugs, merge_into, suite_imports, watch
 
 PIT = "pit_join.py"
 
@@ -174,3 +174,15 @@ def test_a_regrade_replaces_its_exercise_and_keeps_the_others(tmp_path):
     # Other suites graded the old card: its scores do not compare, so they are dropped.
     other = merge_into(path, _card("d2", _ex("ex2", 10, 30)))
     assert [(e.slug, e.score) for e in other.exercises] == [("ex2", 10)]
+
+
+def test_the_watcher_preimports_what_the_suites_import_and_never_runs_them(tmp_path):
+    suite = tmp_path / "test_public.py"
+    suite.write_text(
+        "from __future__ import annotations\nimport json, os\nfrom pathlib import Path\n"
+        "from . import local\nraise SystemExit('a suite must not run here')\n"
+        "def f():\n    import feast\n"
+    )
+    broken = tmp_path / "broken.py"
+    broken.write_text("def (:\n")
+    assert suite_imports([suite, broken]) == ["json", "os", "pathlib"]

@@ -12,8 +12,8 @@ its workers are killed with it, and a factory that died is started again for the
 
 from __future__ import annotations
 
+import ast
 import importlib
-import pkgutil
 import queue
 import signal
 import threading
@@ -25,21 +25,41 @@ from grader.course.kit import Kit
 from grader.grading.child import ChildGrading, start_child
 from grader.grading.options import GradingOptions
 from grader.grading.scorecard import ExerciseResult, Scorecard, read_scorecard
+from grader.grading.suites import suite_files, suites_dir
 
 
-def _preimport_trusted() -> None:
-    """Import what the suites import (pytest, pandas, the harness), so that each forked
-    grading child starts with them. Feast is not among them: the suites never import it in
-    the trusted process (the harness imports it inside workers only)."""
-    import numpy  # noqa: F401
-    import pandas  # noqa: F401
-    import pyarrow  # noqa: F401
+def suite_imports(files: Iterable[Path]) -> list[str]:
+    """The modules the suite files import at their top level, in order (read, not run)."""
+    names: list[str] = []
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found = [node.module]
+            else:
+                continue
+            names += [n for n in found if n not in names and n != "__future__"]
+    return names
+
+
+def preimport_suites(kit: Kit, slugs: list[str], include_hidden: bool) -> None:
+    """Import here what the suites of `slugs` import (pytest, pandas, the harness, ...), so
+    that every forked grading child starts with them. Feast is not among them: the suites
+    never import it in the trusted process."""
     import pytest  # noqa: F401
 
-    import grader.harness
-
-    for info in pkgutil.iter_modules(grader.harness.__path__, "grader.harness."):
-        importlib.import_module(info.name)
+    files = [path for _, _, path in suite_files(kit, slugs, include_hidden)]
+    files.append(suites_dir(kit) / "conftest.py")
+    for name in suite_imports(files):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # the suite will say so itself when it runs
 
 
 class Session:
@@ -95,7 +115,7 @@ class Session:
         """Start the factory, pay the trusted side's imports meanwhile (two cores), and wait
         for the factory's."""
         self._launch()
-        _preimport_trusted()
+        preimport_suites(self.kit, self.slugs, self.options.include_hidden)
         self._factory()
         return self
 
