@@ -31,7 +31,26 @@ def _kit(ctx: click.Context) -> Kit:
     return obj["kit"]
 
 
+class _LazyGroup(click.Group):
+    """A group whose heavier verbs are imported only when they are used (or help lists them):
+    `grade check` need not pay for the quiz's imports."""
+
+    lazy = {"quiz": "grader.quiz.command:quiz"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
 @click.group(
+    cls=_LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Example: grade --kit ~/feature-store-lab list",
@@ -59,15 +78,32 @@ def cli(ctx: click.Context, kit_path: Path | None) -> None:
 
 
 @cli.command("list")
+@click.option(
+    "--scorecard",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("scorecard.json"),
+    show_default=True,
+    help="The scorecard whose scores to show (grade check and grade watch write it).",
+)
 @click.pass_context
-def list_cmd(ctx: click.Context) -> None:
-    """List the exercises in course order with their points.
+def list_cmd(ctx: click.Context, scorecard: Path) -> None:
+    """List the exercises in course order with their points and your last scores.
 
     Example: grade list
     """
     from grader.grading.render import render_exercise_list
 
-    render_exercise_list(_kit(ctx))
+    render_exercise_list(_kit(ctx), _last_scorecard(scorecard))
+
+
+def _last_scorecard(path: Path):
+    """The scorecard at `path`, or None when there is none (or it cannot be read)."""
+    from grader.grading.scorecard import read_scorecard
+
+    try:
+        return read_scorecard(path)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 @cli.command("hint")
@@ -167,9 +203,10 @@ def _options(call_timeout: float, submission_timeout: float, public_only: bool =
     show_default=True,
     help="Where to write the scorecard.",
 )
+@click.option("-v", "--verbose", is_flag=True, help="List the tests that passed too.")
 @grading_options
 @click.pass_context
-def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeout) -> None:
+def check_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, call_timeout) -> None:
     """Grade your work (default ./exercises): a table per exercise with feedback, and a scorecard.
 
     Runs the public tests, and the hidden ones too where they are present.
@@ -196,8 +233,50 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
     except OSError as exc:
         raise UsageError(f"cannot write {json_path}: {exc.strerror}") from None
     hidden = any(v == "hidden" for _, v, _ in suite_files(kit, list(slugs) or None))
-    render_scorecard(card, hidden_ran=hidden)
+    render_scorecard(card, hidden_ran=hidden, verbose=verbose)
     click.echo(f"Scorecard written to {json_path}")
+
+
+@cli.command("watch")
+@click.argument("slugs", nargs=-1)
+@click.option(
+    "--submission",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to watch. Default: the kit's exercises/ folder.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("scorecard.json"),
+    show_default=True,
+    help="The scorecard each regrade updates (grade list shows it).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Every failing and passed test, not one.")
+@grading_options
+@click.pass_context
+def watch_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, call_timeout) -> None:
+    """Grade SLUGS (default: all), then regrade an exercise each time you save its file.
+
+    Shows the score, the first failing test with its feedback and what to do next; the
+    sandbox stays warm between saves. Ctrl-C stops.
+
+    Example: grade watch ex2_pit_join
+    """
+    from grader.grading.watch import run_watch
+
+    kit = _kit(ctx)
+    for slug in slugs:
+        try:
+            kit.exercise(slug)
+        except KitError as exc:
+            raise UsageError(str(exc)) from None
+    source = submission or kit.root / "exercises"
+    if not source.is_dir():
+        raise UsageError(f"{source} is not a folder")
+    options = _options(call_timeout, submission_timeout)
+    chosen = list(slugs) or [ex.slug for ex in kit.exercises]
+    run_watch(kit, source, chosen, options, scorecard=json_path, verbose=verbose)
 
 
 @cli.command("batch")
@@ -551,16 +630,6 @@ def bench_cmd(ctx: click.Context, quick: bool) -> None:
     from grader.classroom.bench import run_bench
 
     run_bench(_kit(ctx), lambda figure: click.echo(json.dumps(figure)), quick=quick)
-
-
-def _register_optional_commands() -> None:
-    """Attach verbs that live in their own modules (they import lazily)."""
-    from grader.quiz.command import quiz
-
-    cli.add_command(quiz)
-
-
-_register_optional_commands()
 
 
 def main() -> None:

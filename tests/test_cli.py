@@ -14,7 +14,7 @@ from grader.cli import cli
 KIT_ROOT = Path(__file__).resolve().parent.parent
 VERBS = [
     "check", "list", "hint", "setup", "quiz", "batch", "verify", "release", "report",
-    "gradescope-bundle", "bench", "similarity", "export",
+    "gradescope-bundle", "bench", "similarity", "export", "watch",
 ]  # fmt: skip
 
 
@@ -66,6 +66,8 @@ def test_hint_gives_one_hint_or_all():
         (["check", "--submission", "/nonexistent/folder"], "does not exist"),
         (["batch", "/nonexistent/folder", "--out", "/tmp/x"], "not a folder"),
         (["release", "."], "inside the kit"),
+        (["watch", "ex9_nope"], "unknown exercise"),
+        (["watch", "--submission", "/nonexistent/folder"], "is not a folder"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -29,6 +29,12 @@ TARGETS = {
     "check_ex2_vs_import_feast": 1.0,
     "pit_join_1m_vs_feast_duckdb": 0.2,
     "batch_peak_memory_gib": 4.0,
+    "check_all_exercises_vs_import_feast": 2.0,
+    "check_ex1_vs_import_feast": 1.2,
+    "watch_regrade_ex1_fraud_design_vs_import_feast": 0.5,
+    "watch_regrade_ex2_pit_join_vs_import_feast": 0.15,
+    "watch_regrade_ex3_freshness_vs_import_feast": 0.5,
+    "watch_regrade_ex4_feast_e2e_vs_import_feast": 0.5,
 }
 
 
@@ -122,6 +128,56 @@ def bench_check(kit: Kit, import_s: float) -> dict:
     seconds = _check(kit, "ex2_pit_join")
     return line("check_ex2_vs_import_feast", seconds / import_s, check_s=seconds,
                 import_feast_s=import_s)  # fmt: skip
+
+
+def bench_cold_check(kit: Kit, import_s: float) -> list[dict]:
+    """A cold `grade check` (a new process, oracle cache warm) of all four and of ex1."""
+    every = _check(kit)
+    ex1 = _check(kit, "ex1_fraud_design")
+    return [
+        line("check_all_exercises_vs_import_feast", every / import_s, check_s=every,
+             import_feast_s=import_s),
+        line("check_ex1_vs_import_feast", ex1 / import_s, check_s=ex1, import_feast_s=import_s),
+    ]  # fmt: skip
+
+
+def watch_regrades(kit_root: str, submission: str, out: str) -> None:
+    """In a fresh process, as `grade watch` runs: start the session, grade everything once,
+    then time a one-exercise regrade of each exercise; writes {slug: [seconds, score]}."""
+    from grader.course.kit import load_kit
+    from grader.grading.options import GradingOptions
+    from grader.grading.watch import Session
+
+    kit = load_kit(Path(kit_root))
+    slugs = [ex.slug for ex in kit.exercises]
+    session = Session(kit, Path(submission), slugs, GradingOptions()).start()
+    timings = {}
+    try:
+        session.grade(slugs)
+        for slug in slugs:
+            started = time.perf_counter()
+            card = session.grade([slug])
+            timings[slug] = [time.perf_counter() - started, card.score]
+    finally:
+        session.close()
+    Path(out).write_text(json.dumps(timings))
+
+
+def bench_watch(kit: Kit, import_s: float) -> list[dict]:
+    """A one-exercise regrade in `grade watch` of each exercise (the solutions)."""
+    with tempfile.TemporaryDirectory(prefix="fslab-bench-watch-") as tmp:
+        out = Path(tmp) / "watch.json"
+        code = "import sys; from grader.classroom import bench; bench.watch_regrades(*sys.argv[1:])"
+        subprocess.run(
+            [sys.executable, "-c", code, str(kit.root), str(kit.root / "solutions"), str(out)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        timings = json.loads(out.read_text())
+    return [
+        line(f"watch_regrade_{slug}_vs_import_feast", seconds / import_s, regrade_s=seconds,
+             import_feast_s=import_s, score=score)
+        for slug, (seconds, score) in timings.items()
+    ]  # fmt: skip
 
 
 def _entity_frame(kit: Kit, rows: int):
@@ -247,6 +303,8 @@ def run_bench(kit: Kit, emit: Callable[[dict], None], *, quick: bool = False) ->
     emit(line("import_feast_s", import_s))
     emit(fill_oracle_cache(kit))
     emit(bench_check(kit, import_s))
+    for figure in bench_cold_check(kit, import_s) + bench_watch(kit, import_s):
+        emit(figure)
     for figure in bench_pit_join(kit, 200_000 if quick else 1_000_000):
         emit(figure)
     for figure in bench_online(kit):

@@ -1,7 +1,9 @@
 """`grade release OUT`: the student kit, without solutions or hidden suites.
 
 Copies the kit's tracked content (exercises, public suites, the grader, the reference repo
-definitions, the data generator, manifest, README, Makefile, CI script) and nothing generated.
+definitions, the data generator, manifest) and nothing generated, with the student's own
+README and Makefile (`student_kit/`): the instructor's name tests and solutions a student
+does not have.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ INCLUDE = (
 # Never copied, wherever they are.
 EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "test_hidden.py"}
 EXCLUDE_GENERATED = {"data": {"fraud", "generated.json", "*.parquet"}, "feature_repo": {"data"}}
+
+
+# The student kit's own README.md and Makefile, in place of the instructor's.
+STUDENT_FILES = Path(__file__).resolve().parent / "student_kit"
 
 
 class ReleaseError(Exception):
@@ -84,10 +90,12 @@ def build_release(
             if not force:
                 raise ReleaseError(f"{out} is not empty; pass --force to replace its contents")
             shutil.rmtree(out)
-    files = copy_kit_files(kit, out)
+    copy_kit_files(kit, out)
+    for name in ("README.md", "Makefile"):
+        shutil.copy2(STUDENT_FILES / name, out / name)
     if notebooks:
-        files = sorted([*files, *write_notebooks(kit, out)])
-    return files
+        write_notebooks(kit, out)
+    return sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
 
 
 def write_notebooks(kit: Kit, out: Path) -> list[Path]:

@@ -79,12 +79,12 @@ class GradingContext:
                 files[slug] = StagedFile(slug, ex.module, "missing")
         return files
 
-    def _shared(self, folder: Path) -> SharedWorker:
-        """One sandboxed worker for every exercise module staged under `folder`."""
+    def _shared(self, folder: Path, slugs: list[str]) -> SharedWorker:
+        """One sandboxed worker for the exercise modules of `slugs` staged under `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
         preload: list[str] = []
         for ex in self.kit.exercises:
-            if ex.slug in self.slugs:
+            if ex.slug in slugs:
                 preload += [m for m in ex.imports if m not in preload]
         return SharedWorker(
             folder,
@@ -116,17 +116,28 @@ class GradingContext:
         """The proxy of the submission's module for `slug` (one worker serves them all)."""
         if slug not in self.proxies:
             if self.student_worker is None:
-                self.student_worker = self._shared(self.workroot / "submission")
+                self.student_worker = self._shared(self.workroot / "submission", self.slugs)
             staged = self.staged[slug]
             self.proxies[slug] = self._proxy(staged, self.student_worker, deadline=self.deadline)
         return self.proxies[slug]
+
+    def prestart(self) -> None:
+        """Start the submission's worker now, on a thread: it imports its libraries (Feast:
+        seconds) while pytest collects the suites (see `SharedWorker.prestart`). Not with a
+        warm factory: forking from it is quick, and its control socket serves one thread."""
+        if self.options.zygote is not None:
+            return
+        if self.student_worker is None:
+            self.student_worker = self._shared(self.workroot / "submission", self.slugs)
+        self.student_worker.prestart()
 
     def reference(self, slug: str) -> StudentProxy:
         """A proxy of the reference solution, sandboxed the same way (for timing ratios)."""
         key = f"reference:{slug}"
         if key not in self.proxies:
             if self.reference_worker is None:
-                self.reference_worker = self._shared(self.workroot / "reference")
+                # Only ex2's timing needs it: no Feast import for a pandas reference.
+                self.reference_worker = self._shared(self.workroot / "reference", [slug])
             staged = self.reference_files[slug]
             self.proxies[key] = self._proxy(staged, self.reference_worker, deadline=None)
         return self.proxies[key]
@@ -301,6 +312,7 @@ def grade_submission(
             )  # fmt: skip
         ctx = GradingContext(kit, staged, options, workroot, slugs)
         _CURRENT = ctx
+        ctx.prestart()
         try:
             files = [p for _, _, p in suite_files(kit, slugs, options.include_hidden)]
             collector = _run_suites(files, suites_dir(kit))

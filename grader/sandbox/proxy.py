@@ -7,6 +7,7 @@ exceptions below, whose text is written for the learner.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,9 +103,27 @@ class SharedWorker:
         self.worker: Worker | None = None
         self.loaded: set[str] = set()
         """Modules loaded in the current worker."""
+        self._lock = threading.Lock()  # `prestart` may be starting it on another thread
+
+    def prestart(self) -> None:
+        """Start the worker on a thread now (its imports take seconds), so that it is ready,
+        or nearly, when the first test asks for it. Only libraries load: no student code.
+        A failure here is left for the first `get` to meet again and report."""
+
+        def start() -> None:
+            try:
+                self.get()
+            except (StudentCrash, WorkerError, OSError):
+                pass
+
+        threading.Thread(target=start, name="worker-prestart", daemon=True).start()
 
     def get(self) -> Worker:
         """The live worker, started (or restarted after a crash or timeout) when needed."""
+        with self._lock:
+            return self._get()
+
+    def _get(self) -> Worker:
         if self.worker is not None and self.worker.alive:
             return self.worker
         if self.worker is not None:
@@ -139,10 +158,11 @@ class SharedWorker:
         return self.worker.isolation if self.worker else "full"
 
     def close(self) -> None:
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
-        self.loaded = set()
+        with self._lock:  # after a prestart still under way: nothing outlives the submission
+            if self.worker is not None:
+                self.worker.close()
+                self.worker = None
+            self.loaded = set()
 
 
 class StudentProxy:
