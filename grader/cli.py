@@ -218,7 +218,8 @@ def check_cmd(ctx, slugs, submission, json_path, submission_timeout, call_timeou
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
-    help="Grade on an existing Dask cluster (e.g. tcp://10.0.0.5:8786) instead of locally.",
+    help="Grade on an existing Dask cluster (e.g. tcp://10.0.0.5:8786) instead of locally; its "
+    "workers need the same kit installed and set up (README: Grading on a Dask cluster).",
 )
 @click.option(
     "--resume",
