@@ -161,7 +161,13 @@ class GradingServer:
         return future.result()
 
     def close(self) -> None:
-        """End the server: closing its socket makes it stop its children and exit."""
+        """End the server: the end of its socket makes it stop its children and exit."""
+        # shutdown, not just close: our reader thread is blocked in recv on this socket, and
+        # a close alone would neither wake it nor let the server see the end.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         try:
             self.proc.wait(timeout=30)
