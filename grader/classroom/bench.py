@@ -161,7 +161,11 @@ def loopback_cluster(kit: Kit, workers: int) -> Iterator[str]:
     finally:
         for proc in reversed(procs):
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def bench_cluster(kit: Kit, copies: int = 12, slots: int = 2) -> list[dict]:
