@@ -48,7 +48,10 @@ def test_a_shipped_submission_stages_exactly_like_the_submission_itself(tmp_path
             k: (v.status, v.reason) for k, v in there.items()
         }
         assert there["ex2_pit_join"].path.read_bytes() == GOOD
-    assert "notes.txt" not in ShippedSubmission.read(sub, KIT).to_dict()["files"]
+    assert set(ShippedSubmission.read(sub, KIT).to_dict()["files"]) == {
+        "ex2_pit_join",
+        "ex3_freshness",
+    }
 
 
 def test_an_unreadable_submission_ships_as_its_error(tmp_path):
@@ -61,10 +64,10 @@ def test_an_unreadable_submission_ships_as_its_error(tmp_path):
     "files",
     [
         {"../../etc/passwd": {"b64": base64.b64encode(GOOD).decode()}},
-        {"pit_join.py": {"b64": "not base64!"}},
-        {"pit_join.py": {"b64": 3}},
-        {"pit_join.py": {"b64": "", "refused": "both"}},
-        {"pit_join.py": "raw text"},
+        {"ex2_pit_join": {"b64": "not base64!"}},
+        {"ex2_pit_join": {"b64": 3}},
+        {"ex2_pit_join": {"b64": "", "refused": "both"}},
+        {"ex2_pit_join": "raw text"},
     ],
 )
 def test_a_malformed_shipped_submission_is_refused(files):
@@ -75,9 +78,9 @@ def test_a_malformed_shipped_submission_is_refused(files):
 def test_a_shipped_file_is_cut_at_the_staging_limit_and_then_refused(tmp_path):
     huge = base64.b64encode(b"#" * (MAX_FILE_BYTES + 5000)).decode()
     shipped = ShippedSubmission.from_dict(
-        {"error": None, "files": {"pit_join.py": {"b64": huge}}}, KIT
+        {"error": None, "files": {"ex2_pit_join": {"b64": huge}}}, KIT
     )
-    assert len(shipped.contents["pit_join.py"]) == MAX_FILE_BYTES + 1
+    assert len(shipped.contents["ex2_pit_join"]) == MAX_FILE_BYTES + 1
     staged = stage_contents(shipped.contents, tmp_path, KIT)
     assert (
         staged["ex2_pit_join"].status == "error" and "larger than" in staged["ex2_pit_join"].reason
