@@ -297,7 +297,8 @@ def watch_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, ca
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
-    help="Grade on an existing Dask cluster (e.g. tcp://10.0.0.5:8786) instead of locally.",
+    help="Grade on an existing Dask cluster (e.g. tcp://10.0.0.5:8786) instead of locally; its "
+    "workers need the same kit installed and set up (README: Grading on a Dask cluster).",
 )
 @click.option(
     "--resume",

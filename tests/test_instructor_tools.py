@@ -1,11 +1,9 @@
-"""Instructor tools: resumable batches, Dask batches, the class report."""
+"""Instructor tools: resumable batches, the class report (Dask batches: test_cluster.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -60,36 +58,6 @@ def test_resume_keeps_current_scorecards_and_regrades_stale_ones(lab, small_clas
     assert scores(again) == scores(cards)
     assert (out / "good.json").stat().st_mtime_ns == before["good.json"]
     assert json.loads((out / "wrong.json").read_text())["suite_digest"] != "sha256:old"
-
-
-def test_a_dask_batch_gives_the_same_scores_as_the_local_one(
-    lab, small_class, local_batch, tmp_path
-):
-    port = free_port()
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    scheduler = subprocess.Popen(
-        [*dask, "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    address = f"tcp://127.0.0.1:{port}"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1",
-         "--nthreads", "2", "--dashboard-address", ":0", "--local-directory", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        out = tmp_path / "dask-out"
-        started = time.monotonic()
-        cards = run_batch(lab, small_class, out, options=OPTIONS, scheduler=address)
-        seconds = time.monotonic() - started
-        _, local_cards, local_seconds = local_batch
-        assert scores(cards) == scores(local_cards)
-        assert {p.name for p in out.iterdir()} >= {"gradebook.csv", "summary.json", "good.json"}
-        print(f"dask batch {seconds:.1f}s vs local {local_seconds:.1f}s")
-    finally:
-        for proc in (worker, scheduler):
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 def test_an_unreachable_scheduler_is_a_one_line_error(lab, small_class, tmp_path):

@@ -35,6 +35,7 @@ TARGETS = {
     "watch_regrade_ex2_pit_join_vs_import_feast": 0.15,
     "watch_regrade_ex3_freshness_vs_import_feast": 0.5,
     "watch_regrade_ex4_feast_e2e_vs_import_feast": 0.5,
+    "cluster_per_submission_vs_local_batch": 1.25,
 }
 
 
@@ -105,6 +106,101 @@ def bench_batch(kit: Kit, import_s: float, copies: int = 12) -> list[dict]:
              per_submission_s=per, import_feast_s=import_s, all_full_marks=float(
                  all(s == kit.total_points for s in scores))),
         line("batch_peak_memory_gib", memory.peak / 2**30),
+    ]  # fmt: skip
+
+
+@contextmanager
+def loopback_cluster(kit: Kit, workers: int) -> Iterator[str]:
+    """A throw-away Dask scheduler and `workers` single-threaded workers on loopback, grading
+    with `kit`; yields the scheduler's address."""
+    ports = []
+    for _ in range(workers + 1):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    address = f"tcp://127.0.0.1:{ports[0]}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": kit.root}
+    env = {**os.environ, "FSLAB_KIT": str(kit.root)}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports[0]),
+                "--no-dashboard",
+            ],
+            **quiet,
+        )  # fmt: skip
+    ]
+    try:
+        for port in ports[1:]:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-nanny",
+                        "--no-dashboard",
+                        "--worker-port",
+                        str(port),
+                    ],
+                    env=env,
+                    **quiet,
+                )  # fmt: skip
+            )
+        for port in ports:  # every process listens before the clock starts
+            for _ in range(600):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def bench_cluster(kit: Kit, copies: int = 12, slots: int = 2) -> list[dict]:
+    """Seconds per submission of `grade batch --scheduler` on a loopback cluster of `slots`
+    single-threaded workers against the local warm batch with `--workers slots`, on the same
+    submissions in the same run. Both include starting their warm factories; the cluster's
+    worker processes are started (not timed) before its batch, as a real cluster's are."""
+    with tempfile.TemporaryDirectory(prefix="fslab-bench-") as tmp:
+        subs = Path(tmp) / "subs"
+        for i in range(copies):
+            shutil.copytree(kit.root / "solutions", subs / f"copy{i:02d}")
+        batch = [sys.executable, "-m", "grader.cli", "--kit", str(kit.root), "batch", str(subs)]
+        local_s = _wall([*batch, "--out", str(Path(tmp) / "local"), "--workers", str(slots)])
+        with loopback_cluster(kit, slots) as address:
+            memory = PeakMemory()  # the client, the scheduler, the workers and all they start
+            memory.start()
+            cluster_s = _wall([*batch, "--out", str(Path(tmp) / "dask"), "--scheduler", address])
+            memory.stop.set()
+            memory.join()
+        same = all(
+            json.loads((Path(tmp) / "dask" / p.name).read_text())["score"]
+            == json.loads(p.read_text())["score"]
+            for p in (Path(tmp) / "local").glob("copy*.json")
+        )
+    return [
+        line("cluster_per_submission_vs_local_batch", cluster_s / local_s,
+             cluster_per_submission_s=cluster_s / copies, local_per_submission_s=local_s / copies,
+             slots=slots, same_scores=float(same)),
+        line("cluster_peak_memory_gib_per_slot", memory.peak / 2**30 / slots),
     ]  # fmt: skip
 
 
@@ -310,4 +406,6 @@ def run_bench(kit: Kit, emit: Callable[[dict], None], *, quick: bool = False) ->
     for figure in bench_online(kit):
         emit(figure)
     for figure in bench_batch(kit, import_s, copies=4 if quick else 12):
+        emit(figure)
+    for figure in bench_cluster(kit, copies=4 if quick else 12):
         emit(figure)

@@ -20,7 +20,7 @@ from grader.course.kit import Kit
 from grader.grading.options import GradingOptions
 from grader.grading.runner import error_scorecard, grade_submission
 from grader.grading.scorecard import Scorecard, write_json_atomic
-from grader.grading.staging import submission_id
+from grader.grading.staging import ShippedSubmission, submission_id
 
 _FORK_ORPHANS: list[Any] = []
 _PR_SET_PDEATHSIG = 1
@@ -53,7 +53,7 @@ class ChildGrading:
     """A submission being graded in a forked child process."""
 
     kit: Kit
-    source: Path
+    source: Path | ShippedSubmission
     name: str
     slugs: list[str]
     options: GradingOptions
@@ -88,16 +88,17 @@ class ChildGrading:
 
 def start_child(
     kit: Kit,
-    source: Path,
+    source: Path | ShippedSubmission,
     *,
     name: str | None = None,
     slugs: list[str] | None = None,
     options: GradingOptions | None = None,
 ) -> ChildGrading:
-    """Fork a child that grades `source` with a fresh pytest and writes its scorecard."""
+    """Fork a child that grades `source` with a fresh pytest and writes its scorecard
+    (`name` is required when `source` is a `ShippedSubmission`)."""
     options = options or GradingOptions()
     slugs = slugs or [ex.slug for ex in kit.exercises]
-    name = name or submission_id(source)
+    name = name or submission_id(source)  # type: ignore[arg-type]
     fd, out = tempfile.mkstemp(prefix="fslab-card-", suffix=".json")
     os.close(fd)
     os.unlink(out)

@@ -26,7 +26,14 @@ from grader.course.kit import Kit
 from grader.grading import oracle
 from grader.grading.options import GradingOptions
 from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
-from grader.grading.staging import StagedFile, SubmissionError, stage, submission_id
+from grader.grading.staging import (
+    ShippedSubmission,
+    StagedFile,
+    SubmissionError,
+    stage,
+    stage_contents,
+    submission_id,
+)
 from grader.grading.suites import VISIBILITY, suite_digest, suite_files, suites_dir
 from grader.sandbox.bubblewrap import bwrap_works
 from grader.sandbox.proxy import (
@@ -269,13 +276,14 @@ def _exercise_results(
 
 def grade_submission(
     kit: Kit,
-    source: Path,
+    source: Path | ShippedSubmission,
     *,
     name: str | None = None,
     slugs: list[str] | None = None,
     options: GradingOptions | None = None,
 ) -> Scorecard:
-    """Grade the submission at `source` (folder or .zip) in this process.
+    """Grade the submission at `source` (folder or .zip, or one read elsewhere and shipped
+    here as data) in this process.
 
     Call at most once per process (pytest caches test modules); see `grade_in_child`.
     """
@@ -284,7 +292,9 @@ def grade_submission(
     slugs = slugs or [ex.slug for ex in kit.exercises]
     started = time.monotonic()
     graded_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    sub_id = name or submission_id(source)
+    if isinstance(source, ShippedSubmission) and name is None:
+        raise ValueError("a shipped submission needs its name")
+    sub_id = name or submission_id(source)  # type: ignore[arg-type]
     sandboxed = bwrap_works() if options.use_bwrap is None else options.use_bwrap
     base = dict(
         submission=sub_id,
@@ -300,7 +310,12 @@ def grade_submission(
         workroot = Path(tempfile.mkdtemp(prefix="fslab-grade-"))
     try:
         try:
-            staged = stage(source, workroot / "submission", kit)
+            if isinstance(source, ShippedSubmission):
+                if source.error:
+                    raise SubmissionError(source.error)
+                staged = stage_contents(source.contents, workroot / "submission", kit)
+            else:
+                staged = stage(source, workroot / "submission", kit)
         except SubmissionError as exc:
             return Scorecard(
                 **base, status="error", error=str(exc), score=0.0,

@@ -10,12 +10,14 @@ module, by parsing only (`grader.grading.notebook`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from grader.course.kit import Kit
 from grader.grading.notebook import MAX_NOTEBOOK_BYTES, NotebookError, notebook_to_module
@@ -38,6 +40,58 @@ class StagedFile:
     """The private copy, when `status` is ok."""
     reason: str | None = None
     """One line, when `status` is missing or error."""
+
+
+@dataclass(frozen=True)
+class ShippedSubmission:
+    """A submission read on one machine and graded on another (a cluster batch): its files as
+    `read_submission` gave them, or why it could not be read at all. Staged with the same rules
+    as a submission read here (`stage_contents`)."""
+
+    contents: dict[str, bytes | str]
+    """Exercise slug -> its module source, or the reason it was refused; a slug absent was not
+    found (see `read_exercise_sources`)."""
+    error: str | None = None
+    """Why the submission as a whole could not be read (then `contents` is empty)."""
+
+    @classmethod
+    def read(cls, source: Path, kit: Kit) -> ShippedSubmission:
+        """Read `source` now; a submission that cannot be read gives one with `error`."""
+        try:
+            found = read_exercise_sources(source, kit)
+            return cls({slug: data for slug, data in found.items() if data is not None})
+        except SubmissionError as exc:
+            return cls({}, str(exc))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data: file bytes in base64."""
+        files = {
+            s: {"refused": v} if isinstance(v, str) else {"b64": base64.b64encode(v).decode()}
+            for s, v in self.contents.items()
+        }
+        return {"error": self.error, "files": files}
+
+    @classmethod
+    def from_dict(cls, data: Any, kit: Kit) -> ShippedSubmission:
+        """Inverse of `to_dict`; raises `SubmissionError` on anything but what it writes (only
+        the kit's exercise slugs, files no larger than staging accepts)."""
+        slugs = {ex.slug for ex in kit.exercises}
+        try:
+            error, files = data["error"], data["files"]
+            if not (error is None or isinstance(error, str)) or not isinstance(files, dict):
+                raise TypeError
+            contents: dict[str, bytes | str] = {}
+            for slug, item in files.items():
+                if slug not in slugs or not isinstance(item, dict) or len(item) != 1:
+                    raise TypeError
+                if isinstance(item.get("refused"), str):
+                    contents[slug] = item["refused"][:500]
+                    continue
+                raw = base64.b64decode(item["b64"].encode("ascii"), validate=True)
+                contents[slug] = raw[: MAX_FILE_BYTES + 1]
+        except (KeyError, TypeError, AttributeError, ValueError, binascii.Error):
+            raise SubmissionError("the submission sent to this worker is malformed") from None
+        return cls(contents, error[:500] if error else None)
 
 
 def submission_id(source: Path) -> str:
@@ -205,10 +259,17 @@ def stage(source: Path, dest: Path, kit: Kit) -> dict[str, StagedFile]:
     Returns one `StagedFile` per exercise. Raises `SubmissionError` when `source` is neither a
     folder nor a readable zip. See `read_exercise_sources` for how files are found.
     """
-    sources = read_exercise_sources(source, kit)
+    return stage_contents(read_exercise_sources(source, kit), dest, kit)
+
+
+def stage_contents(
+    sources: dict[str, bytes | str | None], dest: Path, kit: Kit
+) -> dict[str, StagedFile]:
+    """Check and copy exercise sources read by `read_exercise_sources` (here, or on another
+    machine: `ShippedSubmission`) into `dest/<slug>/<module>`; one `StagedFile` per exercise."""
     staged: dict[str, StagedFile] = {}
     for ex in kit.exercises:
-        module, data = ex.module, sources[ex.slug]
+        module, data = ex.module, sources.get(ex.slug)
         if data is None:
             reason = f"{module} not found"
             staged[ex.slug] = StagedFile(ex.slug, module, "missing", reason=reason)
