@@ -141,23 +141,31 @@ def _sites(tree: ast.Module) -> Iterator[tuple[ast.AST, str, Callable[[ast.AST],
         elif isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool):
-                yield node, f"Constant {value} -> {not value}", lambda n: setattr(
-                    n, "value", not n.value
+                yield (
+                    node,
+                    f"Constant {value} -> {not value}",
+                    lambda n: setattr(n, "value", not n.value),
                 )
             elif isinstance(value, int) and not isinstance(value, bool):
-                yield node, f"Constant {value} -> {value + 1}", lambda n: setattr(
-                    n, "value", n.value + 1
+                yield (
+                    node,
+                    f"Constant {value} -> {value + 1}",
+                    lambda n: setattr(n, "value", n.value + 1),
                 )
                 if value != 0:
                     yield node, f"Constant {value} -> 0", lambda n: setattr(n, "value", 0)
             elif isinstance(value, float):
-                yield node, f"Constant {value!r} -> {value + 1!r}", lambda n: setattr(
-                    n, "value", n.value + 1
+                yield (
+                    node,
+                    f"Constant {value!r} -> {value + 1!r}",
+                    lambda n: setattr(n, "value", n.value + 1),
                 )
         elif isinstance(node, ast.keyword) and isinstance(node.value, ast.Constant):
             if isinstance(node.value.value, str) and node.arg:
-                yield node, f"keyword {node.arg}={node.value.value!r} -> ''", lambda n: setattr(
-                    n.value, "value", ""
+                yield (
+                    node,
+                    f"keyword {node.arg}={node.value.value!r} -> ''",
+                    lambda n: setattr(n.value, "value", ""),
                 )
         elif isinstance(node, ast.Return) and node.value is not None:
             if not (isinstance(node.value, ast.Constant) and node.value.value is None):

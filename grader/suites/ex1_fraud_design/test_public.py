@@ -169,7 +169,15 @@ def test_the_views_expose_all_nine_features_with_their_types(registry):
 @pytest.mark.points(2)
 @pytest.mark.task(taskno=5)
 def test_ttls_fit_how_often_the_snapshots_are_written(registry):
-    for view in some_views(registry):
+    views = some_views(registry)
+    # Never vacuous: views over neither file (judged by the source test) do not count here.
+    for file_name in TTL_RANGES:
+        assert any(v["file"] == file_name for v in views), (
+            f"{APPLIED}: no feature view reads {file_name} (the views read "
+            f"{sorted({v['file'] or 'nothing' for v in views})}), so its ttl cannot be judged: "
+            f"expected a view over it with a ttl between {TTL_WORDS[file_name]}."
+        )
+    for view in views:
         if view["file"] not in TTL_RANGES:
             continue  # judged by the source test
         low, high = TTL_RANGES[view["file"]]
@@ -326,9 +334,7 @@ def test_training_features_are_the_latest_snapshot_at_or_before_each_transaction
         f"own time), one second earlier, and the unknown user_id {PROBE_USER}"
     )
     try:
-        frame = student.job(
-            "fraud:historical", str(student.workdir / "repo"), entity, _timeout=180
-        )
+        frame = student.job("fraud:historical", str(student.workdir / "repo"), entity, _timeout=180)
     except StudentError as exc:
         where = f" ({exc.where})" if exc.where else ""
         raise AssertionError(

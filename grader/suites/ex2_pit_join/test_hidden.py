@@ -71,10 +71,40 @@ def roundtrip(value):
     return protocol.decode(protocol.encode(value, blobs), blobs)
 
 
+# -- 1. the as-of join: what students' own data rarely has --------------------------------------
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=1)
+def test_a_missing_key_or_timestamp_never_matches_and_a_zero_is_a_value_not_missing(student):
+    features = frame(
+        [(1, T0, 0.0), (None, T0, 5.0), (2, pd.NaT, 7.0), (2, T0 - DAY, 2.0)], FEAT_COLS
+    )
+    entities = frame(
+        [(1, T0 + HOUR, 0), (2, T0 + HOUR, 1), (None, T0 + HOUR, 2), (1, pd.NaT, 3)], ENT_COLS
+    )
+    call = (
+        f"Called point_in_time_join with feature rows (user 1, {when(T0)}, spend 0.0), (no "
+        f"user, {when(T0)}, 5.0), (user 2, no timestamp, 7.0), (user 2, {when(T0 - DAY)}, 2.0) "
+        f"and entity rows user 1 and user 2 at {when(T0 + HOUR)}, no user at {when(T0 + HOUR)}, "
+        "user 1 with no timestamp"
+    )
+    got = join(student, call, entities, features)
+    check(
+        got,
+        "spend",
+        [0.0, 2.0, None, None],
+        call,
+        "0.0 is a value, not a missing one; a feature row without a key or a timestamp is "
+        "never picked, and an entity row without one gets missing features (drop such rows "
+        "before merge_asof, which refuses nulls, and put them back as missing).",
+    )
+
+
 # -- 2. the TTL window --------------------------------------------------------------------------
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 @pytest.mark.task(taskno=2)
 def test_a_row_exactly_ttl_old_is_kept_and_one_microsecond_older_is_not(student):
     features = frame([(1, T0, 5.0)], FEAT_COLS)
@@ -92,6 +122,30 @@ def test_a_row_exactly_ttl_old_is_kept_and_one_microsecond_older_is_not(student)
         call,
         "the window is entity_ts - ttl <= feature_ts, inclusive: a row exactly ttl old is "
         "kept, one a microsecond older is not.",
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=2)
+def test_a_ttl_that_is_not_whole_days_is_honoured_to_the_second(student):
+    ttl = timedelta(hours=1, minutes=30)
+    features = frame([(1, T0, 5.0), (2, T0, 6.0)], FEAT_COLS)
+    entities = frame(
+        [(1, T0 + 90 * MINUTE, 0), (2, T0 + 90 * MINUTE + pd.Timedelta(seconds=1), 1)], ENT_COLS
+    )
+    call = (
+        f"Called point_in_time_join with ttl=1 hour 30 minutes, feature rows of users 1 and 2 "
+        f"at {when(T0)}, and entity rows of user 1 at {when(T0 + 90 * MINUTE)} (exactly one "
+        f"ttl later) and user 2 one second after that"
+    )
+    got = join(student, call, entities, features, ttl=ttl)
+    check(
+        got,
+        "spend",
+        [5.0, None],
+        call,
+        "the ttl is a duration, not a number of days (ttl.days of 90 minutes is 0): compare "
+        "timestamps with the timedelta itself, entity_ts - ttl <= feature_ts.",
     )
 
 
@@ -396,7 +450,7 @@ def test_a_negative_ttl_raises_value_error(student):
     )
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(0.5)
 @pytest.mark.task(taskno=6)
 def test_a_feature_column_named_like_an_entity_column_raises_value_error(student):
     features = frame([(1, T0, 1.0)], FEAT_COLS).assign(label=1)
@@ -452,6 +506,44 @@ def test_missing_timestamp_created_or_named_feature_columns_raise_value_error(st
     ]
     for call, naming, entity_df, feature_df, kwargs in cases:
         expect_value_error(student, call, naming, entity_df, feature_df, **kwargs)
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.task(taskno=6)
+def test_feature_names_twice_and_a_timestamp_column_of_text_raise_value_error(student):
+    features = frame([(1, T0, 1.0)], FEAT_COLS)
+    entities = frame([(1, T0 + DAY, 0)], ENT_COLS)
+    expect_value_error(
+        student,
+        "Called point_in_time_join with feature_names=['spend', 'spend']",
+        "spend",
+        entities,
+        features,
+        feature_names=["spend", "spend"],
+    )
+    texts = entities.assign(event_timestamp=["yesterday"])
+    expect_value_error(
+        student,
+        "Called point_in_time_join on an entity_df whose event_timestamp column holds the text "
+        "'yesterday'",
+        "event_timestamp",
+        texts,
+        features,
+    )
+    call = "Called point_in_time_join with feature_names='spend' (one string, not a list)"
+    try:
+        got = student.point_in_time_join(entities, features, feature_names="spend")
+    except StudentError as exc:
+        if exc.not_implemented:
+            raise
+        assert exc.is_a("TypeError"), (
+            f"{call}; it raised {exc.type_name}: {exc.message}, expected a TypeError: a string "
+            "is a sequence of letters, so list('spend') would look for columns 's', 'p', ..."
+        )
+        return
+    raise AssertionError(
+        f"{call}; it returned a value of type {type(got).__name__} instead of raising TypeError."
+    )
 
 
 # -- against Feast's duckdb offline store ---------------------------------------------------------
@@ -512,7 +604,7 @@ def feast_expected(grading, entity_df: pd.DataFrame) -> pd.DataFrame:
     return feast_df
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 @pytest.mark.task(taskno=1)
 def test_matches_feast_duckdb_offline_store_on_a_large_random_frame(student, grading):
     entity_df = lesson_entities()
