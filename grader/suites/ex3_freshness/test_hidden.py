@@ -21,6 +21,7 @@ names_in = _repos.names_in
 repo_files = _repos.repo_files
 rows = _repos.rows
 run_main = _repos.run_main
+says_status = _repos.says_status
 seconds_equal = _repos.seconds_equal
 show = _repos.show
 when = _repos.when
@@ -55,7 +56,7 @@ def expect_status(table, repo, name, want, call, why):
 # -- 2. the statuses ----------------------------------------------------------------------------
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 @pytest.mark.task(taskno=2)
 def test_data_exactly_ttl_old_is_fresh_and_one_second_older_is_stale(student, repos):
     got, call = report(student, repos, "views")
@@ -120,6 +121,12 @@ def test_a_view_is_lagging_only_when_its_lag_exceeds_the_max_lag(student, repos)
             "a lag of exactly 6 hours does not exceed a maximum of 6 hours (lag > max, strictly).",
         ),
         (None, "fresh", "without a max_materialization_lag no view is ever lagging."),
+        (
+            pd.Timedelta(0),
+            "lagging",
+            "a maximum lag of 0 is a limit (any lag alerts), not 'no limit': test `is None`, "
+            "not truthiness.",
+        ),
     ):
         got, call = report(student, repos, "views", NOW, max_lag)
         expect_status(rows(got, call), "views", "lagging_view", want, call, why)
@@ -276,6 +283,31 @@ def test_main_exits_0_when_the_reference_repo_is_fresh_and_1_once_it_is_stale(st
         assert names_in(out, "user_activity"), (
             f"{call}; stdout does not name the view user_activity: print the report table. "
             f"Got: {out[-300:]!r}"
+        )
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=5)
+def test_main_reads_options_written_with_equals_a_z_suffix_and_fractional_seconds(student, repos):
+    for max_lag, lagging in (("21599.5", True), ("21600", False)):
+        argv = ["--repo", str(repos["views"]), "--now=2024-04-01T00:00:00Z", f"--max-lag={max_lag}"]
+        call = f"Called main({argv!r}) on a repo whose view lagging_view is 6 hours behind"
+        code, out, err, problem = run_main(student, argv)
+        assert problem is None, f"{call}; it {problem}, expected it to return 1."
+        assert code == 1, (
+            f"{call}; got the exit code {code!r}, expected 1 (stale_view is stale); stderr: "
+            f"{err[-300:]!r}. `--opt=value` is the same option as `--opt value` (argparse reads "
+            "both) and `Z` means UTC."
+        )
+        alerted = any(
+            line.startswith("lagging_view:") and says_status(line, "lagging")
+            for line in out.splitlines()
+        )
+        assert alerted == lagging, (
+            f"{call}; the alert lines {'do not say' if lagging else 'say'} 'lagging_view: "
+            f"lagging: ...', expected {'one' if lagging else 'none'}: a lag of 6 hours "
+            f"{'exceeds' if lagging else 'does not exceed'} --max-lag {max_lag} seconds (a "
+            "number of seconds, fractions included)."
         )
 
 
