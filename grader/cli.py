@@ -6,6 +6,7 @@ exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -431,7 +432,9 @@ def _verify_mutants(ctx, kit, slug: str, limit: int | None) -> None:
         raise UsageError(f"solutions/{slug}/{kit.exercise(slug).module} is not in this kit")
 
     def progress(i: int, total: int, mutant, outcome: str) -> None:
-        click.echo(f"[{i}/{total}] line {mutant.line}: {mutant.id}: {outcome}", err=False)
+        # Flushed: the run takes a while and is often followed through a pipe or a log file.
+        click.echo(f"[{i}/{total}] line {mutant.line}: {mutant.id}: {outcome}")
+        sys.stdout.flush()
 
     report = run_mutants(kit, slug, GradingOptions(), limit=limit, progress=progress)
     judged = report.total - len(report.equivalent)

@@ -8,6 +8,7 @@ data version.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,13 @@ import pandas as pd
 import pytest
 
 from grader.harness.feast_repo import (
+    END,
     FEATURES,
     FLOAT32_RTOL,
     REFS,
     SERVICE,
     SHORT,
+    START,
     TTL,
     VIEW,
     Pipeline,
@@ -234,7 +237,7 @@ def test_training_frame_keeps_every_row_including_duplicates_and_rows_without_fe
     )
 
 
-@pytest.mark.points(3)
+@pytest.mark.points(2)
 @pytest.mark.task(taskno=4)
 def test_training_frame_is_point_in_time_correct_for_every_row(big_frame, entity_df, expected):
     call = f"Called training_frame with {len(entity_df)} entity rows"
@@ -377,3 +380,58 @@ def test_training_frame_keeps_entity_df_columns_unchanged_then_the_short_feature
 
 
 # No skew -----------------------------------------------------------------------------------
+
+
+# Bad arguments -----------------------------------------------------------------------------
+
+
+def expect_value_error(student, call: str, function: str, *args) -> None:
+    try:
+        got = student.call(function, *args, _timeout=120)
+    except StudentError as exc:
+        if exc.not_implemented:
+            raise failed(call, exc) from None
+        assert exc.is_a("ValueError"), (
+            f"Called {call}: it raised {exc.type_name}: {exc.message}, expected a ValueError "
+            "that says what is wrong with the arguments."
+        )
+        return
+    raise AssertionError(f"Called {call}: it returned {type(got).__name__}, expected ValueError.")
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=3)
+def test_a_start_after_end_or_a_reference_without_its_view_raises_value_error(pipeline, student):
+    pipeline.need("write_repo", "apply_repo")
+    expect_value_error(
+        student,
+        f"materialize_online(repo_dir, {END:%Y-%m-%d}, {START:%Y-%m-%d}) (start after end)",
+        "materialize_online",
+        pipeline.repo,
+        END,
+        START,
+    )
+    entity = pd.DataFrame({"user_id": [1], "event_timestamp": [datetime(2024, 2, 1)]})
+    expect_value_error(
+        student,
+        "training_frame(repo_dir, entity_df, ['daily_spend']) (no 'user_activity:' prefix)",
+        "training_frame",
+        pipeline.repo,
+        entity,
+        ["daily_spend"],
+    )
+    call = "online_features(repo_dir, [], <the six features>)"
+    try:
+        got = student.online_features(pipeline.repo, [], REFS, _timeout=120)
+    except StudentError as exc:
+        raise failed(call, exc) from None
+    want = {"user_id": [], **{name: [] for name in SHORT}}
+    shown = (
+        {str(k): list(v) if isinstance(v, list | tuple) else v for k, v in dict(got).items()}
+        if isinstance(got, dict)
+        else got
+    )
+    assert shown == want, (
+        f"Called {call}: got {shown!r}, expected {want!r}: no users, so every list is empty "
+        "(and no call to Feast is needed)."
+    )
