@@ -166,8 +166,10 @@ def _build_repo(root: Path, repo: Repo) -> None:
 
 
 def cache_name() -> str:
-    """The oracle-cache name of the built repos: changes whenever this module changes."""
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    """The oracle-cache name of the built repos: changes whenever this module or the states
+    change (the hidden suite adds states of its own to `REPOS`)."""
+    states = repr(sorted(REPOS.items())).encode()
+    digest = hashlib.sha256(Path(__file__).read_bytes() + states).hexdigest()[:12]
     return f"ex3-repos-{digest}"
 
 

@@ -28,6 +28,25 @@ when = _repos.when
 
 D = pd.Timedelta(days=1)
 H = pd.Timedelta(hours=1)
+# States only the instructor's copy holds (the student kit has no test_hidden.py): an answer
+# that copied the public states and their expected reports learns nothing about these.
+REPOS["hidden_states"] = _repos.Repo(
+    {
+        # A TTL of half a day, one second over it: ttl.days is 0 here, not "no TTL".
+        "half_day_view": _repos.View(
+            12 * H, NOW - 12 * H - pd.Timedelta(seconds=1), windows=((NOW - 9 * D, NOW),)
+        ),
+        # Written in Tokyo time, two days old with a one-day TTL.
+        "tokyo_view": _repos.View(
+            D, NOW - 2 * D, windows=((NOW - 9 * D, NOW - 2 * D),), tz="Asia/Tokyo"
+        ),
+        # An hour and a half behind its source: lag 5400 s.
+        "slow_view": _repos.View(
+            7 * D, NOW - D, windows=((NOW - 9 * D, NOW - D - pd.Timedelta(minutes=90)),)
+        ),
+    }
+)
+
 CALLS: dict = {}
 
 
@@ -171,7 +190,36 @@ def test_a_view_without_a_ttl_is_no_ttl_and_never_stale(student, repos):
     )
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(0.5)
+@pytest.mark.task(taskno=2)
+def test_ttls_of_hours_sources_in_any_zone_and_lags_of_minutes_are_judged_exactly(student, repos):
+    got, call = report(student, repos, "hidden_states", NOW, H)
+    table = rows(got, call)
+    for name, column, want in (
+        ("half_day_view", "ttl_seconds", 43200.0),
+        ("half_day_view", "data_age_seconds", 43201.0),
+        ("tokyo_view", "data_age_seconds", 172800.0),
+        ("slow_view", "materialization_lag_seconds", 5400.0),
+    ):
+        value = cell(table, name, column, call)
+        assert seconds_equal(value, want), (
+            f"{call}; for the {describe('hidden_states', name)} got {column} = {show(value)}, "
+            f"expected {want}: durations are float seconds of the exact difference (not whole "
+            "days), and timestamps in any zone are compared as instants."
+        )
+    for name, want, why in (
+        ("half_day_view", "stale", "its data is one second older than its 12-hour TTL"),
+        (
+            "tokyo_view",
+            "stale",
+            "its data is two days old (written in Tokyo time) over a 1-day TTL",
+        ),
+        ("slow_view", "lagging", "its online store is 90 minutes behind, over the 1-hour limit"),
+    ):
+        expect_status(table, "hidden_states", name, want, call, why)
+
+
+@pytest.mark.points(0.5)
 @pytest.mark.task(taskno=2)
 def test_an_offline_view_is_never_flagged_as_not_materialized(student, repos):
     got, call = report(student, repos, "never")
