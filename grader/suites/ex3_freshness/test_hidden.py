@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from grader.grading.suites import suite_module
+from grader.sandbox.proxy import StudentError
 
 _repos = suite_module(__file__, "repos")
 NOW = _repos.NOW
@@ -149,6 +150,16 @@ def test_a_view_is_lagging_only_when_its_lag_exceeds_the_max_lag(student, repos)
     ):
         got, call = report(student, repos, "views", NOW, max_lag)
         expect_status(rows(got, call), "views", "lagging_view", want, call, why)
+        if max_lag is not None and max_lag == pd.Timedelta(0):
+            expect_status(
+                rows(got, call),
+                "views",
+                "fresh_view",
+                "fresh",
+                call,
+                "its online store is up to date: a lag of exactly 0 does not exceed a maximum "
+                "of 0 (the lag is 0 when the store got past the newest event, never negative).",
+            )
 
 
 @pytest.mark.points(1)
@@ -246,7 +257,7 @@ def test_an_offline_view_is_never_flagged_as_not_materialized(student, repos):
 # -- 3. now and the lag limit -------------------------------------------------------------------
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(0.5)
 @pytest.mark.task(taskno=3)
 def test_now_defaults_to_the_current_time(student, repos):
     before = pd.Timestamp.now(tz="UTC")
@@ -276,6 +287,43 @@ def test_now_defaults_to_the_current_time(student, repos):
         call,
         "judged against today's date, data from 2024 is far older than its 7-day ttl.",
     )
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.task(taskno=3)
+def test_an_unreadable_now_a_negative_lag_limit_and_a_missing_repo_raise_clear_errors(
+    student, repos
+):
+    views = str(repos["views"])
+    cases = [
+        ("now='yesterday'", "ValueError", (views,), {"now": "yesterday"}),
+        (
+            "max_materialization_lag=-1 second",
+            "ValueError",
+            (views,),
+            {"now": NOW, "max_materialization_lag": pd.Timedelta(seconds=-1)},
+        ),
+        ("a folder that does not exist", "FileNotFoundError", (views + "_gone",), {"now": NOW}),
+        (
+            "a folder without feature_store.yaml",
+            "FileNotFoundError",
+            (str(repos["views"] / "data"),),
+            {"now": NOW},
+        ),
+    ]
+    for what, kind, args, kwargs in cases:
+        call = f"Called check_freshness with {what}"
+        try:
+            got = student.check_freshness(*args, **kwargs)
+        except StudentError as exc:
+            if exc.not_implemented:
+                raise
+            assert exc.is_a(kind), (
+                f"{call}; it raised {exc.type_name}: {exc.message}, expected {kind}: check the "
+                "arguments before opening the repo (README task 3)."
+            )
+            continue
+        raise AssertionError(f"{call}; it returned {type(got).__name__}, expected {kind}.")
 
 
 # -- 1. the report: where the data is -----------------------------------------------------------
@@ -337,7 +385,7 @@ def test_main_exits_0_when_the_reference_repo_is_fresh_and_1_once_it_is_stale(st
 @pytest.mark.points(1)
 @pytest.mark.task(taskno=5)
 def test_main_reads_options_written_with_equals_a_z_suffix_and_fractional_seconds(student, repos):
-    for max_lag, lagging in (("21599.5", True), ("21600", False)):
+    for max_lag, lagging in (("21599.5", True), ("21600", False), ("0", True)):
         argv = ["--repo", str(repos["views"]), "--now=2024-04-01T00:00:00Z", f"--max-lag={max_lag}"]
         call = f"Called main({argv!r}) on a repo whose view lagging_view is 6 hours behind"
         code, out, err, problem = run_main(student, argv)
@@ -355,7 +403,7 @@ def test_main_reads_options_written_with_equals_a_z_suffix_and_fractional_second
             f"{call}; the alert lines {'do not say' if lagging else 'say'} 'lagging_view: "
             f"lagging: ...', expected {'one' if lagging else 'none'}: a lag of 6 hours "
             f"{'exceeds' if lagging else 'does not exceed'} --max-lag {max_lag} seconds (a "
-            "number of seconds, fractions included)."
+            "number of seconds >= 0, fractions included; 0 is a limit too)."
         )
 
 
