@@ -317,7 +317,7 @@ def order_frame(student, pipeline, order_df) -> pd.DataFrame:
     return training(student, pipeline, order_df, call)
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 @pytest.mark.task(taskno=4)
 def test_training_frame_rows_follow_a_shuffled_entity_df_and_keep_its_index(
     order_frame, order_df, user_data
@@ -420,6 +420,22 @@ def test_a_start_after_end_or_a_reference_without_its_view_raises_value_error(pi
         entity,
         ["daily_spend"],
     )
+    expect_value_error(
+        student,
+        f"training_frame(repo_dir, entity_df, [{REFS[0]!r}, {REFS[0]!r}]) (a feature twice)",
+        "training_frame",
+        pipeline.repo,
+        entity,
+        [REFS[0], REFS[0]],
+    )
+    call = f"materialize_online(repo_dir, {END:%Y-%m-%d}, {END:%Y-%m-%d}) (start equal to end)"
+    try:
+        student.call("materialize_online", pipeline.repo, END, END, _timeout=180)
+    except StudentError as exc:
+        raise AssertionError(
+            f"Called {call}: it raised {exc.type_name}: {exc.message}, expected it to work: "
+            "only a start AFTER end is a ValueError."
+        ) from None
     call = "online_features(repo_dir, [], <the six features>)"
     try:
         got = student.online_features(pipeline.repo, [], REFS, _timeout=120)
@@ -434,4 +450,43 @@ def test_a_start_after_end_or_a_reference_without_its_view_raises_value_error(pi
     assert shown == want, (
         f"Called {call}: got {shown!r}, expected {want!r}: no users, so every list is empty "
         "(and no call to Feast is needed)."
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=1)
+def test_write_repo_creates_missing_parents_can_run_twice_and_apply_needs_its_yaml(
+    student, pipeline, data_dir
+):
+    data = str(data_dir / "user_features.parquet")
+    nested = str(student.workdir / "nested" / "deeper" / "repo")
+    for call in (f"write_repo({nested!r}, data_path)", f"write_repo({nested!r}, data_path) again"):
+        try:
+            student.write_repo(nested, data, _timeout=60)
+        except StudentError as exc:
+            raise AssertionError(
+                f"Called {call}: it raised {exc.type_name}: {exc.message}, expected it to "
+                "create repo_dir and its missing parents, and to rewrite the same files when "
+                "called again (mkdir(parents=True, exist_ok=True))."
+            ) from None
+    try:
+        state = student.job("feast_repo:repo_state", nested)
+    except StudentError as exc:
+        raise AssertionError(f"After write_repo({nested!r}, ...): {exc.message}.") from None
+    assert "duckdb" in str(state.get("offline_store", "")).lower(), (
+        f"After write_repo({nested!r}, ...) its feature_store.yaml names the offline store "
+        f"{state.get('offline_store')!r}, expected duckdb."
+    )
+    empty = str(student.workdir / "no_yaml_here")
+    try:
+        got = student.apply_repo(empty, _timeout=120)
+    except StudentError as exc:
+        assert exc.is_a("FileNotFoundError"), (
+            f"Called apply_repo({empty!r}) on a folder without feature_store.yaml: it raised "
+            f"{exc.type_name}: {exc.message}, expected FileNotFoundError."
+        )
+        return
+    raise AssertionError(
+        f"Called apply_repo({empty!r}) on a folder without feature_store.yaml: it returned "
+        f"{got!r}, expected FileNotFoundError."
     )
