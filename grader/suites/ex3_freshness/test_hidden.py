@@ -297,6 +297,7 @@ def test_an_unreadable_now_a_negative_lag_limit_and_a_missing_repo_raise_clear_e
     views = str(repos["views"])
     cases = [
         ("now='yesterday'", "ValueError", (views,), {"now": "yesterday"}),
+        ("now='NaT' (no moment at all)", "ValueError", (views,), {"now": "NaT"}),
         (
             "max_materialization_lag=-1 second",
             "ValueError",
