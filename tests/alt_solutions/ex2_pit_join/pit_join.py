@@ -114,4 +114,4 @@ def _nanos(values: pd.Series, column: str) -> np.ndarray:
         stamps = pd.to_datetime(values, utc=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"column {column!r} cannot be read as timestamps: {exc}") from None
-    return stamps.dt.as_unit("ns").to_numpy().view("int64").copy()
+    return stamps.dt.tz_convert(None).dt.as_unit("ns").to_numpy().view("int64").copy()
