@@ -34,8 +34,7 @@ def test_the_student_kit_header_says_how_many_points_the_hidden_tests_hold(capsy
     render_scorecard(card(tests, 30), hidden_ran=False)
     out = capsys.readouterr().out
     assert "public 2/3" in out and "27 more points in the instructor's hidden tests" in out
-    rows = [line for line in out.splitlines() if "│ b " in line or " b " in line]
-    assert any(" 7 " in line for line in rows), out
+    assert "(task 7)" in out, out  # the failing test's row names its README task
 
 
 def test_the_instructor_header_keeps_the_full_score(capsys, monkeypatch):
@@ -43,4 +42,5 @@ def test_the_instructor_header_keeps_the_full_score(capsys, monkeypatch):
     tests = [Result("ex2_pit_join::test_a", "hidden", 2.0, 2.0, "passed", "Passed.", 0.1, 4)]
     render_scorecard(card(tests, 2), hidden_ran=True)
     out = capsys.readouterr().out
-    assert "ex2_pit_join: 2/2" in out and "hidden tests" not in out.split("\n")[0]
+    first = out.splitlines()[0]
+    assert "ex2_pit_join  2/2" in first and "hidden tests" not in first, out
