@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-packages run test lint bench clean help
+.PHONY: install system-packages run test lint bench mutants clean help
 
 help:
 	@echo "make run      set up everything, generate data, set up the Feast repo, grade exercises/"
@@ -13,6 +13,7 @@ help:
 	@echo "make install  create .venv and install the kit (and bubblewrap, redis-server when root)"
 	@echo "make lint     ruff lint and format check"
 	@echo "make bench    the grader's speed figures (JSON lines)"
+	@echo "make mutants SLUG=ex2_pit_join   mutation-test one exercise's suites (slow, niced)"
 
 install: $(STAMP) system-packages
 
@@ -35,6 +36,11 @@ test: install
 
 bench: install
 	$(BIN)/grade bench
+
+# One exercise at a time: each mutant is a full grading run, and the machine may be shared.
+mutants: install
+	@test -n "$(SLUG)" || { echo "usage: make mutants SLUG=<exercise slug>"; exit 2; }
+	nice -n 19 $(BIN)/grade verify --mutants $(SLUG)
 
 lint: install
 	$(BIN)/ruff check grader tests exercises solutions feature_repo

@@ -6,6 +6,7 @@ exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -373,17 +374,41 @@ def batch_cmd(
 
 @cli.command("verify")
 @click.option("--no-grading", is_flag=True, help="Only the static checks (fast).")
+@click.option(
+    "--mutants",
+    "mutant_slug",
+    metavar="SLUG",
+    default=None,
+    help="Instead: mutation-test the suites of one exercise (slow; run it with nice).",
+)
+@click.option(
+    "--max-mutants",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --mutants: grade only the first N mutants (a quick look).",
+)
 @click.pass_context
-def verify_cmd(ctx, no_grading: bool) -> None:
+def verify_cmd(ctx, no_grading: bool, mutant_slug: str | None, max_mutants: int | None) -> None:
     """Maintainer self-check: stubs score 0, solutions score full marks, points add up.
 
+    With --mutants SLUG it grades every mutant of solutions/SLUG (one small change each)
+    with the full suites and reports the share the suites kill (target 95% of those not
+    listed in grader/suites/SLUG/equivalent_mutants.toml); exit 1 below the target.
+
     Example: grade verify
+
+    Example: nice -n 19 grade verify --mutants ex2_pit_join
     """
     from grader.classroom.verify import grading_checks, static_checks
     from grader.grading.options import GradingOptions
     from grader.grading.render import render_check
 
     kit = _kit(ctx)
+    if mutant_slug is not None:
+        _verify_mutants(ctx, kit, mutant_slug, max_mutants)
+        return
+    if max_mutants is not None:
+        raise UsageError("--max-mutants needs --mutants SLUG")
     failed = 0
     for check in static_checks(kit):
         render_check(check)
@@ -396,6 +421,37 @@ def verify_cmd(ctx, no_grading: bool) -> None:
         click.echo(f"{failed} check(s) failed")
         ctx.exit(1)
     click.echo("All checks passed.")
+
+
+def _verify_mutants(ctx, kit, slug: str, limit: int | None) -> None:
+    from grader.classroom.mutants import TARGET, run_mutants
+    from grader.grading.options import GradingOptions
+
+    if slug not in {ex.slug for ex in kit.exercises}:
+        raise UsageError(f"no exercise {slug!r}; `grade list` shows them")
+    if not (kit.root / "solutions" / slug / kit.exercise(slug).module).is_file():
+        raise UsageError(f"solutions/{slug}/{kit.exercise(slug).module} is not in this kit")
+
+    def progress(i: int, total: int, mutant, outcome: str) -> None:
+        # Flushed: the run takes a while and is often followed through a pipe or a log file.
+        click.echo(f"[{i}/{total}] line {mutant.line}: {mutant.id}: {outcome}")
+        sys.stdout.flush()
+
+    report = run_mutants(kit, slug, GradingOptions(), limit=limit, progress=progress)
+    judged = report.total - len(report.equivalent)
+    click.echo(
+        f"{slug}: {len(report.killed)} of {judged} non-equivalent mutants killed "
+        f"({report.score:.0%}; target {TARGET:.0%}), {len(report.equivalent)} listed as "
+        f"equivalent, {len(report.survived)} survived"
+    )
+    for mutant in report.survived:
+        click.echo(f"  survived: line {mutant.line}: {mutant.id}")
+    for mid in report.killed_by_equivalent:
+        click.echo(f"  listed as equivalent but killed (remove it from the list): {mid}")
+    for mid in report.stale:
+        click.echo(f"  listed as equivalent but no longer produced: {mid}")
+    if not report.ok:
+        ctx.exit(1)
 
 
 @cli.command("release")

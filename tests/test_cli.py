@@ -103,6 +103,7 @@ def test_release_leaves_out_solutions_and_hidden_suites(tmp_path):
     assert "course.toml" in files and "Makefile" in files and "README.md" in files
     assert not any(f.startswith("solutions") for f in files)
     assert not any(f.endswith("test_hidden.py") for f in files)
+    assert not any(f.endswith("equivalent_mutants.toml") for f in files)  # describes solutions
     assert any(f.endswith("test_public.py") for f in files)
     # No solution body survives anywhere in the release (the reference Feast repo is public
     # on purpose, so lines it shares with a solution do not count).

@@ -29,7 +29,15 @@ INCLUDE = (
     "data",
 )
 # Never copied, wherever they are.
-EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "test_hidden.py"}
+# equivalent_mutants.toml describes the reference solutions' code: instructors only.
+EXCLUDE_NAMES = {
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.egg-info",
+    "test_hidden.py",
+    "equivalent_mutants.toml",
+}
 EXCLUDE_GENERATED = {"data": {"fraud", "generated.json", "*.parquet"}, "feature_repo": {"data"}}
 
 
@@ -61,7 +69,9 @@ def copy_kit_files(kit: Kit, out: Path, *, private: bool = False) -> list[Path]:
     root = kit.root.resolve()
     out.mkdir(parents=True, exist_ok=True)
     names = (*INCLUDE, "solutions") if private else INCLUDE
-    excluded = EXCLUDE_NAMES - {"test_hidden.py"} if private else EXCLUDE_NAMES
+    excluded = (
+        EXCLUDE_NAMES - {"test_hidden.py", "equivalent_mutants.toml"} if private else EXCLUDE_NAMES
+    )
     for name in names:
         source = root / name
         if source.is_dir():

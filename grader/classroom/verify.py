@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from grader.grading.options import GradingOptions
 from grader.grading.suites import suites_dir
 
 ALLOWED_IN_EXERCISE = {"README.md"}
+PUBLIC_SHARE = (0.4, 0.6)
+"""The share of an exercise's points its public tests hold (students see their rules)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,73 @@ def suite_points(path: Path) -> dict[str, float]:
                     value = float(deco.args[0].value)
             points[node.name] = value
     return points
+
+
+def suite_tasks(path: Path) -> dict[str, int | None]:
+    """Test name -> README task number of a suite file (its `@pytest.mark.task(taskno=N)`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tasks: dict[str, int | None] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            tasks[node.name] = None
+            for deco in node.decorator_list:
+                if (
+                    isinstance(deco, ast.Call)
+                    and isinstance(deco.func, ast.Attribute)
+                    and deco.func.attr == "task"
+                ):
+                    for kw in deco.keywords:
+                        if kw.arg == "taskno" and isinstance(kw.value, ast.Constant):
+                            tasks[node.name] = kw.value.value
+    return tasks
+
+
+def readme_tasks(readme: Path) -> list[int]:
+    """The numbers of the numbered tasks of an exercise README (its "Tasks" section)."""
+    text = readme.read_text(encoding="utf-8")
+    found = re.search(r"^## (?:Your )?[Tt]asks\n(.*?)(?=^## )", text, re.S | re.M)
+    if not found:
+        return []
+    return [int(n) for n in re.findall(r"^(\d+)\. \*\*", found.group(1), re.M)]
+
+
+def task_checks(kit: Kit, ex, files: list[Path]) -> Iterator[Check]:
+    """Every test names a README task; every task has a public test worth points; the public
+    share of the points is within `PUBLIC_SHARE`."""
+    tasks = readme_tasks(kit.root / "exercises" / ex.slug / "README.md")
+    public_points: dict[int, float] = {}
+    unmarked: list[str] = []
+    public_total = 0.0
+    for f in files:
+        if not f.is_file():
+            continue
+        points, marks = suite_points(f), suite_tasks(f)
+        for name, task in marks.items():
+            if task not in tasks:
+                unmarked.append(f"{name} (task {task})" if task is not None else name)
+            elif f.name == "test_public.py":
+                public_points[task] = public_points.get(task, 0.0) + points.get(name, 0.0)
+        if f.name == "test_public.py":
+            public_total += sum(points.values())
+    yield Check(
+        f"{ex.slug}: every test is tied to one of the README's tasks {tasks}",
+        bool(tasks) and not unmarked,
+        ", ".join(unmarked) or ("" if tasks else "the README has no numbered tasks"),
+    )
+    bare = [str(t) for t in tasks if public_points.get(t, 0.0) <= 0]
+    yield Check(
+        f"{ex.slug}: every README task has a public test worth points",
+        not bare,
+        f"no public points for task(s) {', '.join(bare)}" if bare else "",
+    )
+    if files[1].is_file():
+        share = public_total / ex.points if ex.points else 0.0
+        low, high = PUBLIC_SHARE
+        yield Check(
+            f"{ex.slug}: public tests hold {low:.0%}-{high:.0%} of the points",
+            low - 1e-9 <= share <= high + 1e-9,
+            f"{public_total:g}/{ex.points:g} = {share:.0%}",
+        )
 
 
 def static_checks(kit: Kit) -> Iterator[Check]:
@@ -135,6 +205,7 @@ def static_checks(kit: Kit) -> Iterator[Check]:
         dup = sorted({n for n in names if names.count(n) > 1})
         yield Check(f"{ex.slug}: public suite present, test names unique", has_public and not dup,
                     ", ".join(dup) or ("" if has_public else "no test_public.py"))  # fmt: skip
+        yield from task_checks(kit, ex, files)
         if files[1].is_file():
             adds_up = abs(total - ex.points) < 1e-9
             yield Check(f"{ex.slug}: suite points add up to {ex.points:g}", adds_up,

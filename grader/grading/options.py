@@ -22,6 +22,8 @@ class GradingOptions:
     use_bwrap: bool | None = None
     """None: use bubblewrap when it works here."""
     cache_dir: Path = field(default_factory=default_cache_dir)
+    exitfirst: bool = False
+    """Stop at the first test that does not pass (mutation testing: a mutant is killed then)."""
     zygote: Any = None
     """A warm `grader.sandbox.warm.Zygote` to fork sandboxed workers from (batch only), or None."""
 
@@ -34,6 +36,7 @@ def options_to_dict(options: GradingOptions) -> dict[str, Any]:
         "include_hidden": options.include_hidden,
         "use_bwrap": options.use_bwrap,
         "cache_dir": str(options.cache_dir),
+        "exitfirst": options.exitfirst,
     }
 
 
@@ -45,4 +48,5 @@ def options_from_dict(data: dict[str, Any]) -> GradingOptions:
         include_hidden=bool(data["include_hidden"]),
         use_bwrap=data["use_bwrap"],
         cache_dir=Path(data["cache_dir"]),
+        exitfirst=bool(data.get("exitfirst", False)),
     )

@@ -85,7 +85,7 @@ def _test_name(test: TestResult) -> str:
 def next_task(ex: ExerciseResult) -> int | None:
     """The task number of the first test that did not pass, where the tests carry one."""
     for t in ex.tests:
-        task = getattr(t, "task", None)  # added to TestResult by the suites' task markers
+        task = t.task
         if t.status != "passed" and isinstance(task, int):
             return task
     return None
@@ -102,7 +102,12 @@ def _indented(out: Console, text: Text, indent: int) -> None:
 
 
 def render_exercise(
-    out: Console, ex: ExerciseResult, *, verbose: bool = False, first_only: bool = False
+    out: Console,
+    ex: ExerciseResult,
+    *,
+    verbose: bool = False,
+    first_only: bool = False,
+    public_only: bool = False,
 ) -> None:
     """One exercise for a person: a header line, then each test that did not pass with its
     feedback in full under it (`first_only`: the first one, the rest in one line), passed
@@ -121,6 +126,13 @@ def render_exercise(
     passed = [t for t in ex.tests if t.status == "passed"]
     failing = [t for t in ex.tests if t.status != "passed"]
     header = Text.assemble((slug, "bold"), f"  {ex.score:g}/{ex.max_score:g}  ", (ex.status, style))
+    ran = sum(t.max_points for t in ex.tests)
+    if public_only and ex.tests and ran < ex.max_score:
+        # A student kit: say what can be reached here and what the hidden tests add.
+        header = Text.assemble(
+            (slug, "bold"), f"  public {ex.score:g}/{ran:g}  ", (ex.status, style),
+            f"  · {ex.max_score - ran:g} more points in the instructor's hidden tests",
+        )  # fmt: skip
     if ex.tests:
         header.append(f"  ({len(passed)} of {len(ex.tests)} tests passed)")
     out.print(header)
@@ -132,6 +144,8 @@ def render_exercise(
         row = Text.assemble(
             (bad, st), f" {t.points:g}/{t.max_points:g} ", (t.status, st), "  ", _test_name(t)
         )
+        if t.task is not None:
+            row.append(f"  (task {t.task})", style="dim")
         if t.visibility == "hidden":
             row.append(" (hidden test)", style="dim")
         _indented(out, row, 2)
@@ -203,7 +217,7 @@ def render_scorecard(card: Scorecard, *, hidden_ran: bool, verbose: bool = False
     what the score means here."""
     out = console()
     for ex in card.exercises:
-        render_exercise(out, ex, verbose=verbose)
+        render_exercise(out, ex, verbose=verbose, public_only=not hidden_ran)
         out.print()
     total = Text.assemble(("Total: ", "bold"), (f"{card.score:g}/{card.max_score:g}", "bold"))
     total.append(f" ({card.duration_s:.1f}s)")

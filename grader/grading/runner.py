@@ -154,6 +154,8 @@ class GradingContext:
         return oracle.cache_path(self.options.cache_dir, self.digest, self.kit.data_dir, name)
 
     def close(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.close()  # its job worker; the shared workers are closed below
         for shared in (self.student_worker, self.reference_worker):
             if shared is not None:
                 shared.close()
@@ -202,9 +204,12 @@ class _Collector:
         test_id = f"{slug}::{item.name}"
         marker = item.get_closest_marker("points")
         max_points = float(marker.args[0]) if marker else 0.0
+        task_marker = item.get_closest_marker("task")
+        task = task_marker.kwargs.get("taskno") if task_marker else None
         result = self.results.get(test_id)
         if result is None:
             result = TestResult(test_id, visibility, 0.0, max_points, "passed", "", 0.0)  # type: ignore[arg-type]
+            result.task = task if isinstance(task, int) else None
             self.results[test_id] = result
             self.slugs[test_id] = slug
         result.duration_s = round(result.duration_s + report.duration, 4)
@@ -221,9 +226,10 @@ class _Collector:
             self.collect_errors.append(f"{report.nodeid}: suite could not be loaded")
 
 
-def _run_suites(files: list[Path], root: Path) -> _Collector:
+def _run_suites(files: list[Path], root: Path, *, exitfirst: bool = False) -> _Collector:
     collector = _Collector()
     args = [
+        *(["-x"] if exitfirst else []),
         *(str(f) for f in files),
         "-q",
         "-p", "no:cacheprovider",
@@ -330,7 +336,7 @@ def grade_submission(
         ctx.prestart()
         try:
             files = [p for _, _, p in suite_files(kit, slugs, options.include_hidden)]
-            collector = _run_suites(files, suites_dir(kit))
+            collector = _run_suites(files, suites_dir(kit), exitfirst=options.exitfirst)
             exercises = _exercise_results(kit, slugs, staged, ctx, collector)
         finally:
             ctx.close()

@@ -36,6 +36,9 @@ class TestResult:
     """For the learner: what was called, what came back, what was expected and why."""
     duration_s: float
     """Wall-clock seconds the test took."""
+    task: int | None = None
+    """The number of the exercise README's task the test checks (its `task` marker); an
+    extra key of schema version 1."""
 
 
 @dataclass

@@ -1,16 +1,32 @@
 """Harness of ex4_feast_e2e: describe the Feast repo a student's functions built, as data.
 
-`registry_summary` runs INSIDE the sandboxed worker (`function(student_module, ...)`): it opens
-the repo with `FeatureStore(repo_path=...)`, wherever the student's `feature_store.yaml` puts
-the registry, and returns plain values the trusted suites can judge. `Pipeline` and the
-constants run on the TRUSTED side (the suites). Nothing here imports feast at module level.
+`repo_state` runs in a sandboxed JOB (`student.job`): a fresh worker that never loaded the
+student's module, so the submission cannot replace it. It reads only files (the repo's
+`feature_store.yaml` with `yaml.safe_load`, and the registry's bytes, size-capped); it never
+opens a `FeatureStore` (a yaml can name a store class, which Feast would import).
+`summarize`, `Pipeline` and the constants run on the TRUSTED side (the suites): `summarize`
+parses the registry bytes with the protobuf classes only, within caps.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+MAX_CONFIG_BYTES = 64 * 1024
+MAX_REGISTRY_BYTES = 1024 * 1024
+"""A real registry of this exercise is a few KiB; a forged one must not cost the grader."""
+MAX_OBJECTS = 200
+"""Entities, views and services the trusted side reads out of a registry, at most."""
+
+
+def _read_capped(path: Path, cap: int, what: str) -> bytes:
+    with open(path, "rb") as handle:
+        data = handle.read(cap + 1)
+    if len(data) > cap:
+        raise ValueError(f"{what} {path} is larger than {cap // 1024} KiB")
+    return data
 
 
 def _inside(repo: Path, path: Any) -> str | None:
@@ -24,57 +40,145 @@ def _inside(repo: Path, path: Any) -> str | None:
     return str((full if full.is_absolute() else repo / full).resolve())
 
 
-def registry_summary(module: Any, repo_dir: str) -> dict[str, Any]:
-    """Config and registry contents of the repo in `repo_dir` (the student's own yaml)."""
-    from feast import FeatureStore
+def _store(config: dict, key: str, default_type: str) -> dict[str, Any]:
+    value = config.get(key)
+    if isinstance(value, str):
+        return {"type": value}
+    if isinstance(value, dict):
+        return value
+    return {"type": default_type}
+
+
+def repo_state(repo_dir: str) -> dict[str, Any]:
+    """The config of `repo_dir/feature_store.yaml` as plain strings, and the registry's bytes.
+
+    Runs in a job (no student module loaded). Raises a learner-facing error when the files
+    are missing or not what Feast reads.
+    """
+    import yaml
 
     repo = Path(repo_dir).resolve()
-    store = FeatureStore(repo_path=str(repo))
-    config = store.config
-    registry = config.registry
-    registry_path = registry if isinstance(registry, str) else getattr(registry, "path", None)
-    online = config.online_store
-    summary: dict[str, Any] = {
-        "project": str(config.project),
-        "offline_store": str(getattr(config.offline_store, "type", "")),
-        "online_store": str(getattr(online, "type", "")),
-        "online_path": _inside(repo, getattr(online, "path", None)),
+    path = repo / "feature_store.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"there is no feature_store.yaml in {repo}")
+    config = yaml.safe_load(_read_capped(path, MAX_CONFIG_BYTES, "the config"))
+    if not isinstance(config, dict):
+        raise ValueError("feature_store.yaml is not a mapping of settings")
+    registry = config.get("registry")
+    registry_path = registry.get("path") if isinstance(registry, dict) else registry
+    online = _store(config, "online_store", "sqlite")
+    offline = _store(config, "offline_store", "dask")
+    state: dict[str, Any] = {
+        "project": str(config.get("project", "")),
+        "offline_store": str(offline.get("type", "")),
+        "online_store": str(online.get("type", "")),
+        "online_path": _inside(repo, online.get("path", "data/online.db")),
         "registry_path": _inside(repo, registry_path),
-        "entity_key_serialization_version": int(config.entity_key_serialization_version),
+        "registry": b"",
+    }
+    where = state["registry_path"]
+    if where is not None and "://" not in where and Path(where).is_file():
+        state["registry"] = _read_capped(Path(where), MAX_REGISTRY_BYTES, "the registry")
+    return state
+
+
+# Feast's ValueType enum names -> the names of Feast's types (`str(field.dtype)`).
+_FEAST_TYPE = {
+    "FLOAT": "Float32",
+    "DOUBLE": "Float64",
+    "INT32": "Int32",
+    "INT64": "Int64",
+    "STRING": "String",
+    "BOOL": "Bool",
+    "BYTES": "Bytes",
+    "UNIX_TIMESTAMP": "UnixTimestamp",
+}
+
+
+def summarize(state: Any) -> dict[str, Any]:
+    """Trusted side: the summary the suites judge, from a `repo_state` answer.
+
+    Only the views, entities and services of the config's project count (as for
+    `FeatureStore.list_*`). Raises `ValueError` (learner-facing) on anything malformed.
+    """
+    from feast.protos.feast.core.Registry_pb2 import Registry
+    from feast.protos.feast.types.Value_pb2 import ValueType
+    from google.protobuf.message import DecodeError
+
+    if not isinstance(state, dict) or not isinstance(state.get("registry"), bytes):
+        raise ValueError("the grader got no readable repo state back")
+    data: bytes = state["registry"]
+    if not data:
+        raise ValueError(f"there is no registry file at {state.get('registry_path')!r}")
+    if len(data) > MAX_REGISTRY_BYTES:
+        raise ValueError(f"the registry is larger than {MAX_REGISTRY_BYTES // 1024} KiB")
+    try:
+        registry = Registry.FromString(data)
+    except DecodeError as exc:
+        raise ValueError(f"the registry file is not a Feast registry: {exc}") from None
+    counts = len(registry.entities) + len(registry.feature_views)
+    counts += len(registry.feature_services)
+    if counts > MAX_OBJECTS:
+        raise ValueError(
+            f"the registry holds {counts} entities, views and services; a repo of this "
+            f"exercise holds a handful (the grader reads at most {MAX_OBJECTS})"
+        )
+    project = str(state.get("project", ""))
+
+    def type_name(value: int) -> str:
+        try:
+            return ValueType.Enum.Name(value)
+        except ValueError:
+            return str(value)
+
+    summary: dict[str, Any] = {
+        key: state.get(key)
+        for key in ("project", "offline_store", "online_store", "online_path", "registry_path")
     }
     summary["entities"] = [
-        {"name": e.name, "join_key": e.join_key, "value_type": e.value_type.name}
-        for e in store.list_entities()
-        if not e.name.startswith("__dummy")
+        {
+            "name": e.spec.name,
+            "join_key": e.spec.join_key,
+            "value_type": type_name(e.spec.value_type),
+        }
+        for e in registry.entities
+        if e.spec.project == project and not e.spec.name.startswith("__dummy")
     ]
     views = []
-    for view in store.list_feature_views():
-        source = view.batch_source
-        end = view.most_recent_end_time
+    for view in registry.feature_views:
+        spec = view.spec
+        if spec.project != project:
+            continue
+        ends = [i.end_time.ToDatetime(tzinfo=UTC) for i in view.meta.materialization_intervals]
+        source = spec.batch_source
         views.append(
             {
-                "name": view.name,
-                "join_keys": [c.name for c in view.entity_columns],
-                "features": {f.name: str(f.dtype) for f in view.features},
-                "ttl_seconds": view.ttl.total_seconds() if view.ttl is not None else 0.0,
-                "online": bool(view.online),
-                "source_path": str(getattr(source, "path", "") or ""),
-                "timestamp_field": str(getattr(source, "timestamp_field", "") or ""),
-                "most_recent_end_time": end.isoformat() if end is not None else None,
+                "name": spec.name,
+                "join_keys": [c.name for c in spec.entity_columns],
+                "features": {
+                    f.name: _FEAST_TYPE.get(type_name(f.value_type), type_name(f.value_type))
+                    for f in spec.features
+                },
+                "ttl_seconds": spec.ttl.seconds + spec.ttl.nanos / 1e9,
+                "online": bool(spec.online),
+                "source_path": source.file_options.uri,
+                "timestamp_field": source.timestamp_field,
+                "most_recent_end_time": max(ends).isoformat() if ends else None,
             }
         )
     summary["feature_views"] = sorted(views, key=lambda v: v["name"])
     summary["feature_services"] = sorted(
         (
             {
-                "name": service.name,
+                "name": service.spec.name,
                 "features": [
-                    [p.name_to_use(), f.name]
-                    for p in service.feature_view_projections
-                    for f in p.features
+                    [p.feature_view_name_alias or p.feature_view_name, c.name]
+                    for p in service.spec.features
+                    for c in p.feature_columns
                 ],
             }
-            for service in store.list_feature_services()
+            for service in registry.feature_services
+            if service.spec.project == project
         ),
         key=lambda s: s["name"],
     )
@@ -139,9 +243,8 @@ class Pipeline:
             "materialize_online": lambda: student.call(
                 "materialize_online", self.repo, START, END, _timeout=180
             ),
-            "summary": lambda: student.harness(
-                "feast_repo:registry_summary", self.repo, _timeout=120
-            ),
+            # In a fresh job: the student's worker could have replaced any helper it runs.
+            "summary": lambda: self.summarize(student.job("feast_repo:repo_state", self.repo)),
         }
         for step, needs in self.NEEDS.items():
             blocked = [n for n in needs if n in self.failures]
@@ -155,13 +258,21 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - timeouts and crashes keep their type
                 self.failures[step] = (step, exc)
 
+    def summarize(self, state: Any) -> dict[str, Any]:
+        try:
+            return summarize(state)
+        except ValueError as exc:
+            raise AssertionError(
+                f"Read the repo write_repo wrote after apply_repo: {exc}."
+            ) from None
+
     def describe(self, step: str) -> str:
         if step == "write_repo":
             return f"write_repo({self.repo!r}, {self.data_path!r})"
         if step == "materialize_online":
             return f"materialize_online(repo_dir, {START:%Y-%m-%d}, {END:%Y-%m-%d})"
         if step == "summary":
-            return "write_repo and apply_repo, then opened FeatureStore(repo_path=repo_dir)"
+            return "write_repo and apply_repo, then read repo_dir's feature_store.yaml and registry"
         return f"{step}(repo_dir)"
 
     def explain(self, step: str, exc: Any) -> AssertionError:

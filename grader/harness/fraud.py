@@ -2,9 +2,10 @@
 
 Two halves:
 
-* `apply_definitions`, `historical`: run INSIDE the sandboxed worker, next to the student's
-  module (`function(student_module, ...)`). Feast objects cannot leave the worker, so they
-  return the registry file's bytes and plain frames.
+* `apply_definitions` runs INSIDE the sandboxed worker, next to the student's module
+  (`function(student_module, ...)`): Feast objects cannot leave it, so it returns the registry
+  file's bytes, which the trusted side re-parses within size caps. `historical` runs in a
+  fresh job that never loaded the student's module (`student.job`) and returns plain frames.
 * `read_registry`, `applied_registry`: run on the TRUSTED side (the suites). They parse the
   registry bytes with the protobuf classes only (never `from_proto`: an on-demand view carries
   dill-pickled student code) and return plain dicts for the suites to judge.
@@ -45,6 +46,11 @@ MERCHANT_FEATURES = {
 }
 FEATURES_OF_FILE = {USER_FILE: USER_FEATURES, MERCHANT_FILE: MERCHANT_FEATURES}
 KEY_OF_FILE = {USER_FILE: "user_id", MERCHANT_FILE: "merchant_id"}
+
+MAX_REGISTRY_BYTES = 2 * 1024 * 1024
+"""The reference's registry is a few KiB (its on-demand view's pickled code included)."""
+MAX_OBJECTS = 200
+"""Registered objects the trusted side reads out of a registry, at most."""
 
 CONFIG = f"""\
 project: {PROJECT}
@@ -103,16 +109,20 @@ def apply_definitions(
     return {"registry": registry.read_bytes() if registry.is_file() else b"", "object_types": types}
 
 
-def historical(
-    module: Any, repo_dir: str, entity_df: Any, features: list[str] | None = None
-) -> Any:
+def historical(repo_dir: str, entity_df: Any, features: list[str] | None = None) -> Any:
     """The training frame of `entity_df` from the applied repo (duckdb offline store).
 
+    Runs in a JOB (`student.job`): a fresh worker that never loaded the student's module,
+    reading the repo `apply_definitions` filled. It first writes the grader's own
+    `feature_store.yaml` again: a config may name a store class, which Feast would import.
     `features` None means the feature service `fraud_detection_v1`; otherwise Feast feature
     references such as `"transaction_risk:amount_to_avg_7d_ratio"`.
     """
     from feast import FeatureStore
 
+    (Path(repo_dir) / "feature_store.yaml").write_text(CONFIG, encoding="utf-8")
+    # The current folder the student's worker had (its exercise folder), for relative paths.
+    os.chdir(Path(repo_dir).parent)
     store = FeatureStore(repo_path=str(repo_dir))
     wanted: Any = store.get_feature_service(SERVICE) if features is None else list(features)
     frame = store.get_historical_features(entity_df=entity_df, features=wanted).to_df()
@@ -159,10 +169,32 @@ def read_registry(data: bytes) -> dict[str, Any]:
 
     if not isinstance(data, bytes) or not data:
         raise ValueError("the registry file is missing or empty")
+    # The bytes came from the student's worker: cap them before parsing, and the objects
+    # before building a dict per object (a forged registry of a million empty views).
+    if len(data) > MAX_REGISTRY_BYTES:
+        raise ValueError(
+            f"the registry file is {len(data) // 1024} KiB, more than the "
+            f"{MAX_REGISTRY_BYTES // 1024} KiB a registry of this exercise can need"
+        )
     try:
         registry = Registry.FromString(data)
     except DecodeError as exc:
         raise ValueError(f"the registry file is not a Feast registry: {exc}") from None
+    count = sum(
+        len(part)
+        for part in (
+            registry.entities,
+            registry.feature_views,
+            registry.feature_services,
+            registry.on_demand_feature_views,
+            registry.data_sources,
+        )
+    )
+    if count > MAX_OBJECTS:
+        raise ValueError(
+            f"the registry holds {count} objects; this exercise needs a few dozen at most "
+            f"(the grader reads up to {MAX_OBJECTS})"
+        )
 
     def type_name(value: int) -> str:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 
@@ -90,3 +91,28 @@ def check(got: pd.DataFrame, column: str, want: list, call: str, why: str) -> No
     have = values(got, column, call)
     ok = len(have) == len(want) and all(same(g, w) for g, w in zip(have, want, strict=True))
     assert ok, f"{call}; got {column} = {shows(have)}, expected {shows(want)}: {why}"
+
+
+def numbers(series: pd.Series) -> np.ndarray:
+    """A column as float64, every kind of missing (and anything not a number) as NaN."""
+    return pd.to_numeric(series, errors="coerce").astype("float64").to_numpy()
+
+
+def first_differences(got, want, entity_df, column, limit=3) -> str:
+    got_v = numbers(got[column])
+    want_v = numbers(want[column])
+    bad = ~(
+        (np.isnan(got_v) & np.isnan(want_v))
+        | np.isclose(got_v, want_v, rtol=1e-6, atol=1e-9, equal_nan=False)
+    )
+    rows = np.flatnonzero(bad)
+    if not len(rows):
+        return ""
+    examples = []
+    for i in rows[:limit]:
+        user = entity_df["user_id"].iat[i]
+        at = when(entity_df["event_timestamp"].iat[i])
+        examples.append(
+            f"row {i} (user {user} at {at}): got {show(got_v[i])}, Feast gave {show(want_v[i])}"
+        )
+    return f"{len(rows)} of {len(got_v)} rows of {column!r} differ, e.g. " + ("; ".join(examples))

@@ -198,6 +198,8 @@ class StudentProxy:
         self.last = CallResult()
         self.timed_out = False
         self.timeouts = 0
+        self.jobs: SharedWorker | None = None
+        """The worker of `job` calls (never loads student code), started on the first."""
 
     @property
     def workdir(self) -> Path:
@@ -298,12 +300,58 @@ class StudentProxy:
         header = {"op": "harness", "module": self.module, "target": target}
         return self._run(header, target.partition(":")[2], args, kwargs, _timeout)
 
+    def job(self, target: str, *args: Any, _timeout: float | None = None, **kwargs: Any) -> Any:
+        """Run `grader.harness.<target>(*args, **kwargs)` in this exercise's job worker.
+
+        The job worker is a second sandboxed worker that sees the same private folder but
+        never loads the submission's module, so what a helper reads from the submission's
+        files (a registry, a config) was produced by code the student could not replace. It
+        is started on the first job (with no heavy preload) and kept for this exercise's
+        later jobs; `close` stops it.
+        """
+        if self.problem:
+            raise SubmissionProblem(self.problem)
+        if self.jobs is None:
+            shared = self.shared
+            self.jobs = SharedWorker(
+                shared.workdir, readonly=shared.readonly, limits=shared.limits, preload=(),
+                use_bwrap=shared.use_bwrap, zygote=shared.zygote,
+            )  # fmt: skip
+        name = target.partition(":")[2]
+        blobs: list[bytes] = []
+        header = {
+            "op": "job",
+            "target": target,
+            "args": protocol.encode(list(args), blobs),
+            "kwargs": protocol.encode(dict(kwargs), blobs),
+        }
+        limit = self._timeout(_timeout)
+        worker = self.jobs.get()
+        try:
+            answer, out_blobs = worker.request(header, blobs, timeout=limit)
+        except WorkerTimeout:
+            self.jobs.close()
+            raise StudentTimeout(f"{name}: no answer within {limit:.0f} s") from None
+        except WorkerError as exc:
+            self.jobs.close()
+            raise StudentCrash(str(exc)) from None
+        if "error" in answer:
+            raise StudentError(name, answer["error"])
+        try:
+            return protocol.decode(answer.get("value"), out_blobs)
+        except protocol.ProtocolError as exc:
+            raise StudentCrash(f"{name} answered data the grader cannot read: {exc}") from None
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
     def close(self) -> None:
-        """Stop the worker if this proxy owns it (a shared one is closed by its owner)."""
+        """Stop the job worker, and the worker if this proxy owns it (a shared one is closed
+        by its owner)."""
+        if self.jobs is not None:
+            self.jobs.close()
+            self.jobs = None
         if self.owns_worker:
             self.shared.close()

@@ -11,6 +11,10 @@ Requests (JSON header, plus blobs):
   {"op": "harness", "module": str, "target": "module:function", "args": [...], "kwargs": {...}}
       runs trusted helper code from `grader.harness` on the student module (for Feast objects,
       which must be turned into data inside the sandbox).
+  {"op": "job", "target": "module:function", "args": [...], "kwargs": {...}}
+      runs `grader.harness.<module>.<function>(*args, **kwargs)` in a worker that has loaded
+      no student module (refused otherwise): facts read from a submission's files by code it
+      could not have replaced.
   {"op": "exit"}
 Answers: {"value": ..., "stdout": str, "stderr": str, "elapsed_s": float} or {"error": {...}}.
 """
@@ -91,6 +95,14 @@ class Worker:
         spec.loader.exec_module(module)
         self.modules[name] = module
 
+    def job(self, target: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Run a harness function in a worker no student code has touched."""
+        if self.modules:
+            raise RuntimeError("a job runs only in a worker that loaded no student module")
+        mod_name, _, fn_name = target.partition(":")
+        helper = importlib.import_module(f"grader.harness.{mod_name}")
+        return getattr(helper, fn_name)(*args, **kwargs)
+
     def handle(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict, list[bytes]]:
         op = header.get("op")
         name = str(header.get("module", ""))
@@ -106,11 +118,16 @@ class Worker:
             else:
                 args = decode(header.get("args", []), blobs)
                 kwargs = decode(header.get("kwargs", {}), blobs)
-                if name not in self.modules:
+                if op == "job":
+                    value = self.job(str(header.get("target", "")), args, kwargs)
+                elif name not in self.modules:
                     raise RuntimeError(f"module {name!r} is not loaded")
-                # Relative paths in student code resolve against its exercise's own folder.
-                os.chdir(os.path.dirname(self.files[name]))
-                if op == "call":
+                else:
+                    # Relative paths in student code resolve against its exercise's own folder.
+                    os.chdir(os.path.dirname(self.files[name]))
+                if op == "job":
+                    pass
+                elif op == "call":
                     function = getattr(self.modules[name], str(header["function"]))
                     value = function(*args, **kwargs)
                 elif op == "harness":

@@ -2,13 +2,16 @@
 
 The grader calls `build_definitions(data_dir)` in the sandbox, applies the objects it returns
 with `FeatureStore.apply` into an EMPTY repo (SQLite online store, duckdb offline store) and
-reads the registry file back. Every test below judges what ended up in that registry.
+reads the registry file back. The tests judge what ended up in that registry, and the last one
+asks Feast for training features of a few transactions through your service.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from grader.harness.fraud import (
@@ -16,10 +19,14 @@ from grader.harness.fraud import (
     FEATURES_OF_FILE,
     KEY_OF_FILE,
     MERCHANT_FILE,
+    ODFV,
+    RATIO,
     SERVICE,
+    USER_FEATURES,
     USER_FILE,
     applied_registry,
 )
+from grader.sandbox.proxy import StudentError
 
 ALLOWED_TYPES = {"int": {"INT64"}, "float": {"FLOAT", "DOUBLE"}}
 TYPE_WORDS = {"int": "Int64", "float": "Float32 or Float64"}
@@ -61,6 +68,7 @@ def describe(view: dict) -> str:
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=1)
 def test_the_objects_apply_into_an_empty_repo_and_fill_its_registry(registry):
     kinds = registry["object_types"]
     have = {
@@ -78,7 +86,8 @@ def test_the_objects_apply_into_an_empty_repo_and_fill_its_registry(registry):
 # Criterion 2 ------------------------------------------------------------------------------
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=2)
 def test_entities_join_on_user_id_and_merchant_id_with_int64_values(registry):
     found = {e["join_key"]: e for e in registry["entities"]}
     listed = ", ".join(f"{e['name']} (join key {e['join_key']})" for e in registry["entities"])
@@ -98,6 +107,7 @@ def test_entities_join_on_user_id_and_merchant_id_with_int64_values(registry):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=3)
 def test_every_view_reads_a_stats_file_with_event_and_created_timestamps(registry, data_dir):
     for view in some_views(registry):
         source = view["source"]
@@ -132,6 +142,7 @@ def test_every_view_reads_a_stats_file_with_event_and_created_timestamps(registr
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=4)
 def test_the_views_expose_all_nine_features_with_their_types(registry):
     views = some_views(registry)
     for file_name, features in FEATURES_OF_FILE.items():
@@ -156,8 +167,17 @@ def test_the_views_expose_all_nine_features_with_their_types(registry):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=5)
 def test_ttls_fit_how_often_the_snapshots_are_written(registry):
-    for view in some_views(registry):
+    views = some_views(registry)
+    # Never vacuous: views over neither file (judged by the source test) do not count here.
+    for file_name in TTL_RANGES:
+        assert any(v["file"] == file_name for v in views), (
+            f"{APPLIED}: no feature view reads {file_name} (the views read "
+            f"{sorted({v['file'] or 'nothing' for v in views})}), so its ttl cannot be judged: "
+            f"expected a view over it with a ttl between {TTL_WORDS[file_name]}."
+        )
+    for view in views:
         if view["file"] not in TTL_RANGES:
             continue  # judged by the source test
         low, high = TTL_RANGES[view["file"]]
@@ -190,7 +210,8 @@ def _duration(seconds: float) -> str:
 # Criterion 6 ------------------------------------------------------------------------------
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=6)
 def test_every_view_is_online_with_a_description_and_an_owner_tag(registry):
     for view in some_views(registry):
         assert view["online"], (
@@ -215,6 +236,7 @@ def test_every_view_is_online_with_a_description_and_an_owner_tag(registry):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=7)
 def test_fraud_detection_v1_serves_all_nine_features(registry):
     services = {s["name"]: s for s in registry["feature_services"]}
     assert SERVICE in services, (
@@ -229,3 +251,111 @@ def test_fraud_detection_v1_serves_all_nine_features(registry):
         f"expected all nine features of both views (user features keyed by "
         f"{KEY_OF_FILE[USER_FILE]}, merchant features keyed by {KEY_OF_FILE[MERCHANT_FILE]})."
     )
+
+
+# Criterion 8 (bonus) ------------------------------------------------------------------------
+
+
+def the_odfv(registry: dict) -> dict:
+    found = {o["name"]: o for o in registry["on_demand_feature_views"]}
+    assert ODFV in found, (
+        f"{APPLIED}: the registry holds "
+        + (f"the on-demand feature views {sorted(found)}" if found else "no on-demand feature view")
+        + f", expected one named {ODFV!r} (the bonus task)."
+    )
+    return found[ODFV]
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=8)
+def test_transaction_risk_takes_amount_from_the_request_and_outputs_the_ratio(registry):
+    odfv = the_odfv(registry)
+    assert "amount" in odfv["request_fields"], (
+        f"{APPLIED}: {ODFV!r} reads the request fields {sorted(odfv['request_fields'])}, "
+        "expected a RequestSource with the field 'amount', because the amount of the payment "
+        "being scored is only known at request time."
+    )
+    assert list(odfv["features"]) == [RATIO], (
+        f"{APPLIED}: {ODFV!r} outputs {list(odfv['features'])}, expected exactly [{RATIO!r}]."
+    )
+    inputs = {feature for _, feature in odfv["inputs"]}
+    assert "avg_amount_7d" in inputs, (
+        f"{APPLIED}: {ODFV!r} reads the view features {sorted(inputs) or 'none'}, expected "
+        "avg_amount_7d from your user view among its sources."
+    )
+
+
+# Criterion 9 --------------------------------------------------------------------------------
+
+PROBE_USER = 10_000_000
+"""A user id the data never holds."""
+
+
+def probe_rows(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(entity rows, expected user features): a user's snapshot time, one second before it,
+    and an unknown user, from the kit's own data (a snapshot that was never restated, whose
+    values differ from the previous snapshot's, so the two rows tell old from new)."""
+    stats = pd.read_parquet(data_dir / "fraud" / USER_FILE)
+    stats = stats.sort_values(["user_id", "event_timestamp", "created"], ignore_index=True)
+    single = ~stats.duplicated(["user_id", "event_timestamp"], keep=False)
+    features = list(USER_FEATURES)
+    previous = stats.groupby("user_id")[features].shift(1)
+    step = stats.groupby("user_id")["event_timestamp"].diff()
+    differs = (stats[features] != previous).all(axis=1)
+    usable = stats[
+        single & single.shift(1, fill_value=False) & differs & (step == pd.Timedelta(hours=1))
+    ]
+    row = usable.iloc[len(usable) // 2]
+    prev = stats.loc[row.name - 1]
+    merchant = int(pd.read_parquet(data_dir / "fraud" / MERCHANT_FILE)["merchant_id"].iloc[0])
+    at = pd.Timestamp(row["event_timestamp"])
+    entity = pd.DataFrame(
+        {
+            "transaction_id": np.array([1, 2, 3], dtype=np.int64),
+            "user_id": np.array([row["user_id"], row["user_id"], PROBE_USER], dtype=np.int64),
+            "merchant_id": np.array([merchant] * 3, dtype=np.int64),
+            "amount": [10.0, 10.0, 10.0],
+            "event_timestamp": [at, at - pd.Timedelta(seconds=1), at],
+        }
+    )
+    want = pd.DataFrame([row[features], prev[features], pd.Series(np.nan, index=features)])
+    return entity, want.reset_index(drop=True).astype("float64")
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=9)
+def test_training_features_are_the_latest_snapshot_at_or_before_each_transaction(
+    student, registry, data_dir
+):
+    entity, want = probe_rows(data_dir)
+    user, at = int(entity["user_id"][0]), entity["event_timestamp"][0]
+    what = (
+        f"Built a training frame through {SERVICE!r} for user_id {user} at {at} (a snapshot's "
+        f"own time), one second earlier, and the unknown user_id {PROBE_USER}"
+    )
+    try:
+        frame = student.job("fraud:historical", str(student.workdir / "repo"), entity, _timeout=180)
+    except StudentError as exc:
+        where = f" ({exc.where})" if exc.where else ""
+        raise AssertionError(
+            f"{what}: it failed with {exc.type_name}: {exc.message}{where}"
+        ) from None
+    assert isinstance(frame, pd.DataFrame) and len(frame) == len(entity), (
+        f"{what}: got {len(frame) if isinstance(frame, pd.DataFrame) else 'no'} rows, expected "
+        f"{len(entity)}: every transaction is kept, matched or not."
+    )
+    absent = [f for f in want.columns if f not in frame.columns]
+    assert not absent, f"{what}: the columns {absent} are missing from it."
+    got = frame.sort_values("transaction_id", ignore_index=True)
+    labels = ["at the snapshot", "one second before it", "for the unknown user"]
+    for i, label in enumerate(labels):
+        for feature in want.columns:
+            a = pd.to_numeric(pd.Series([got[feature][i]]), errors="coerce").astype("float64")[0]
+            b = want[feature][i]
+            same = (np.isnan(a) and np.isnan(b)) or np.isclose(a, b, rtol=1e-6, atol=0.0)
+            assert same, (
+                f"{what}: {label} {feature!r} is {'missing' if np.isnan(a) else f'{a:g}'}, "
+                f"expected {'missing' if np.isnan(b) else f'{b:g}'}: the latest snapshot whose "
+                "event_timestamp is at or before the transaction (the one stamped exactly "
+                "then counts; a later one would leak the future), missing for an unknown user."
+            )

@@ -1,6 +1,6 @@
 """Public tests of ex3_freshness: the report, the main statuses, alerts and the command line.
 
-The tests build small Feast repos in known states (see `grader/harness/freshness_repos.py`),
+The tests build small Feast repos in known states (see `repos.py` beside this file),
 put them in your private folder and call your `check_freshness`, `format_alerts` and `main`.
 Run them with `grade check ex3_freshness`.
 """
@@ -10,28 +10,29 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from grader.harness.freshness_repos import (
-    COLUMNS,
-    NOW,
-    REPOS,
-    build_repos,
-    cache_name,
-    cell,
-    check_freshness,
-    describe,
-    expected_report,
-    expected_rows,
-    instant_equal,
-    mirrored_sources,
-    names_in,
-    repo_files,
-    rows,
-    run_main,
-    says_status,
-    seconds_equal,
-    show,
-    when,
-)
+from grader.grading.suites import suite_module
+
+_repos = suite_module(__file__, "repos")
+COLUMNS = _repos.COLUMNS
+NOW = _repos.NOW
+REPOS = _repos.REPOS
+build_repos = _repos.build_repos
+cache_name = _repos.cache_name
+cell = _repos.cell
+check_freshness = _repos.check_freshness
+describe = _repos.describe
+expected_report = _repos.expected_report
+expected_rows = _repos.expected_rows
+instant_equal = _repos.instant_equal
+mirrored_sources = _repos.mirrored_sources
+names_in = _repos.names_in
+repo_files = _repos.repo_files
+rows = _repos.rows
+run_main = _repos.run_main
+says_status = _repos.says_status
+seconds_equal = _repos.seconds_equal
+show = _repos.show
+when = _repos.when
 
 H = pd.Timedelta(hours=1)
 CALLS: dict = {}
@@ -48,14 +49,22 @@ def repos(student, grading) -> dict:
     return {name: folder / name for name in [*REPOS, "reference"]}
 
 
-def report(student, repos, repo, now=NOW, max_lag=None):
-    return check_freshness(student, repos, CALLS, repo, now, max_lag)
+def report(student, repos, repo, now=NOW, max_lag=None, hint=""):
+    return check_freshness(student, repos, CALLS, repo, now, max_lag, hint=hint)
+
+
+def expect_status(table, repo, name, want, call, why):
+    got = cell(table, name, "status", call)
+    assert got == want, (
+        f"{call}; for the {describe(repo, name)} got status {show(got)}, expected {want!r}: {why}"
+    )
 
 
 # -- 1. the report ------------------------------------------------------------------------------
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(taskno=1)
 def test_the_report_has_one_row_per_view_sorted_by_name_with_the_exact_columns(student, repos):
     got, call = report(student, repos, "views")
     assert list(got.columns) == COLUMNS, (
@@ -82,6 +91,7 @@ def test_the_report_has_one_row_per_view_sorted_by_name_with_the_exact_columns(s
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=1)
 def test_the_ttl_newest_event_and_data_age_are_reported(student, repos):
     got, call = report(student, repos, "views")
     table = rows(got, call)
@@ -105,6 +115,7 @@ def test_the_ttl_newest_event_and_data_age_are_reported(student, repos):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(taskno=1)
 def test_materialized_until_and_the_materialization_lag_are_reported(student, repos):
     got, call = report(student, repos, "views")
     table = rows(got, call)
@@ -127,6 +138,7 @@ def test_materialized_until_and_the_materialization_lag_are_reported(student, re
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(taskno=2)
 def test_a_fresh_and_a_stale_view_get_their_status(student, repos):
     got, call = report(student, repos, "views")
     table = rows(got, call)
@@ -142,6 +154,7 @@ def test_a_fresh_and_a_stale_view_get_their_status(student, repos):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=2)
 def test_an_online_view_never_materialized_is_not_materialized_with_missing_end_and_lag(
     student, repos
 ):
@@ -180,6 +193,7 @@ def test_an_online_view_never_materialized_is_not_materialized_with_missing_end_
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(taskno=4)
 def test_format_alerts_gives_one_line_per_view_that_is_not_fresh(student):
     max_lag = pd.Timedelta(hours=1)
     table = pd.concat(
@@ -234,6 +248,7 @@ def test_format_alerts_gives_one_line_per_view_that_is_not_fresh(student):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(taskno=5)
 def test_main_prints_the_report_and_exits_1_when_a_view_needs_an_alert(student, repos):
     argv = ["--repo", str(repos["views"]), "--now", "2024-04-01T00:00:00Z"]
     call = (
@@ -252,3 +267,29 @@ def test_main_prints_the_report_and_exits_1_when_a_view_needs_an_alert(student, 
         "view) and then the alert lines."
     )
     assert "Traceback" not in out + err, f"{call}; it printed a traceback: {err[-500:]}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=3)
+def test_a_naive_now_means_utc_and_an_aware_now_is_compared_as_an_instant(student, repos):
+    for now, label in (
+        (pd.Timestamp("2024-04-01 00:00"), "a naive now (UTC)"),
+        (pd.Timestamp("2024-04-01 09:00", tz="Asia/Tokyo"), "now in Asia/Tokyo time"),
+    ):
+        hint = "a naive now means UTC; convert an aware now to UTC before comparing."
+        got, call = report(student, repos, "views", now, hint=hint)
+        table = rows(got, call)
+        age = cell(table, "fresh_view", "data_age_seconds", call)
+        assert seconds_equal(age, 86400.0), (
+            f"{call}, {label}; for the {describe('views', 'fresh_view')} got data_age_seconds "
+            f"= {show(age)}, expected 86400.0: {when(now)} is 2024-04-01 00:00 UTC, one day "
+            "after the newest event. Read a naive now as UTC and convert an aware one to UTC."
+        )
+        expect_status(
+            table,
+            "views",
+            "fresh_view",
+            "fresh",
+            f"{call}, {label}",
+            f"{when(now)} is 2024-04-01 00:00 UTC, one day after the newest event.",
+        )

@@ -8,6 +8,7 @@ data version.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from grader.harness.feast_repo import (
     REFS,
     SERVICE,
     SHORT,
+    START,
     TTL,
     VIEW,
     Pipeline,
@@ -106,6 +108,7 @@ def floats(values) -> np.ndarray:
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=1)
 def test_the_registry_holds_the_entity_and_the_view_with_six_typed_features_and_a_7_day_ttl(
     pipeline,
 ):
@@ -138,6 +141,7 @@ def test_the_registry_holds_the_entity_and_the_view_with_six_typed_features_and_
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(taskno=1)
 def test_the_registry_holds_the_service_user_activity_v1_with_the_whole_view(pipeline):
     summary = pipeline.need("write_repo", "apply_repo", "summary")
     services = {s["name"]: s for s in summary["feature_services"]}
@@ -211,6 +215,7 @@ def assert_real_values(frame: pd.DataFrame, want: pd.Series, call: str) -> None:
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=4)
 def test_training_frame_keeps_every_row_including_duplicates_and_rows_without_features(
     big_frame, entity_df, expected
 ):
@@ -232,7 +237,8 @@ def test_training_frame_keeps_every_row_including_duplicates_and_rows_without_fe
     )
 
 
-@pytest.mark.points(3)
+@pytest.mark.points(2)
+@pytest.mark.task(taskno=4)
 def test_training_frame_is_point_in_time_correct_for_every_row(big_frame, entity_df, expected):
     call = f"Called training_frame with {len(entity_df)} entity rows"
     absent = [name for name in SHORT if name not in big_frame.columns]
@@ -311,7 +317,8 @@ def order_frame(student, pipeline, order_df) -> pd.DataFrame:
     return training(student, pipeline, order_df, call)
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=4)
 def test_training_frame_rows_follow_a_shuffled_entity_df_and_keep_its_index(
     order_frame, order_df, user_data
 ):
@@ -346,6 +353,7 @@ def test_training_frame_rows_follow_a_shuffled_entity_df_and_keep_its_index(
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(taskno=4)
 def test_training_frame_keeps_entity_df_columns_unchanged_then_the_short_feature_names(
     order_frame, order_df, user_data
 ):
@@ -374,65 +382,111 @@ def test_training_frame_keeps_entity_df_columns_unchanged_then_the_short_feature
 # No skew -----------------------------------------------------------------------------------
 
 
-@pytest.mark.points(2)
-def test_online_values_at_end_equal_the_training_frame_at_end_for_every_user(
-    student, pipeline, user_data
-):
-    pipeline.need("write_repo", "apply_repo", "materialize_online")
-    users = [int(u) for u in np.random.default_rng(5).permutation(np.arange(1, 501))]
-    at_end = pd.DataFrame({"user_id": users, "event_timestamp": [END] * len(users)})
-    frame = training(student, pipeline, at_end, f"training_frame for all 500 users at {END}")
-    call = "online_features(repo_dir, <all 500 users, shuffled>, <the six features>)"
+# Bad arguments -----------------------------------------------------------------------------
+
+
+def expect_value_error(student, call: str, function: str, *args) -> None:
     try:
-        online = student.online_features(pipeline.repo, users, REFS, _timeout=120)
+        got = student.call(function, *args, _timeout=120)
+    except StudentError as exc:
+        if exc.not_implemented:
+            raise failed(call, exc) from None
+        assert exc.is_a("ValueError"), (
+            f"Called {call}: it raised {exc.type_name}: {exc.message}, expected a ValueError "
+            "that says what is wrong with the arguments."
+        )
+        return
+    raise AssertionError(f"Called {call}: it returned {type(got).__name__}, expected ValueError.")
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=3)
+def test_a_start_after_end_or_a_reference_without_its_view_raises_value_error(pipeline, student):
+    pipeline.need("write_repo", "apply_repo")
+    expect_value_error(
+        student,
+        f"materialize_online(repo_dir, {END:%Y-%m-%d}, {START:%Y-%m-%d}) (start after end)",
+        "materialize_online",
+        pipeline.repo,
+        END,
+        START,
+    )
+    entity = pd.DataFrame({"user_id": [1], "event_timestamp": [datetime(2024, 2, 1)]})
+    expect_value_error(
+        student,
+        "training_frame(repo_dir, entity_df, ['daily_spend']) (no 'user_activity:' prefix)",
+        "training_frame",
+        pipeline.repo,
+        entity,
+        ["daily_spend"],
+    )
+    expect_value_error(
+        student,
+        f"training_frame(repo_dir, entity_df, [{REFS[0]!r}, {REFS[0]!r}]) (a feature twice)",
+        "training_frame",
+        pipeline.repo,
+        entity,
+        [REFS[0], REFS[0]],
+    )
+    call = f"materialize_online(repo_dir, {END:%Y-%m-%d}, {END:%Y-%m-%d}) (start equal to end)"
+    try:
+        student.call("materialize_online", pipeline.repo, END, END, _timeout=180)
+    except StudentError as exc:
+        raise AssertionError(
+            f"Called {call}: it raised {exc.type_name}: {exc.message}, expected it to work: "
+            "only a start AFTER end is a ValueError."
+        ) from None
+    call = "online_features(repo_dir, [], <the six features>)"
+    try:
+        got = student.online_features(pipeline.repo, [], REFS, _timeout=120)
     except StudentError as exc:
         raise failed(call, exc) from None
-    assert isinstance(online, dict), f"Called {call}: got a {type(online).__name__}, not a dict."
-    returned = [int(u) for u in list(online.get("user_id", []))]
-    assert sorted(returned) == sorted(users), (
-        f"Called {call}: its 'user_id' list holds {len(returned)} ids, expected the 500 asked."
+    want = {"user_id": [], **{name: [] for name in SHORT}}
+    shown = (
+        {str(k): list(v) if isinstance(v, list | tuple) else v for k, v in dict(got).items()}
+        if isinstance(got, dict)
+        else got
     )
-    # Order is judged elsewhere: compare user by user.
-    position = {user: i for i, user in enumerate(returned)}
-    order = [position[user] for user in users]
-    assert "user_id" in frame.columns, (
-        f"Called training_frame for all 500 users at {END:%Y-%m-%d}: the result has no "
-        "'user_id' column, expected entity_df's columns, then the features."
+    assert shown == want, (
+        f"Called {call}: got {shown!r}, expected {want!r}: no users, so every list is empty "
+        "(and no call to Feast is needed)."
     )
-    offline = frame.drop_duplicates("user_id").set_index("user_id").reindex(users)
-    latest = user_data[user_data["event_timestamp"] == pd.Timestamp(END, tz="UTC")]
-    truth = latest.set_index("user_id").reindex(users)
-    for name in SHORT:
-        column = list(online.get(name, [None] * len(users)))
-        served = floats(column)[order] if len(column) == len(users) else floats([None] * 500)
-        assert not np.isnan(served).all(), (
-            f"Called materialize_online(repo_dir, 2024-01-01, {END:%Y-%m-%d}) then {call}: "
-            f"{name} is None for every user: nothing was loaded online."
-        )
-        trained = pd.to_numeric(offline[name], errors="coerce").astype("float64").to_numpy()
-        want = truth[name].astype("float64").to_numpy()
-        skew = ~np.isclose(served, trained, rtol=FLOAT32_RTOL, equal_nan=False)
-        if skew.any():
-            i = int(np.flatnonzero(skew)[0])
-            online_ok = np.isclose(served[i], want[i], rtol=FLOAT32_RTOL)
-            culprit = (
-                "training_frame gives another value than the data at that time (are its rows "
-                "back in entity_df's order?)"
-                if online_ok
-                else "the online store serves another value than the data at end (did "
-                "materialize_online load exactly [start, end]?)"
-            )
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(taskno=1)
+def test_write_repo_creates_missing_parents_can_run_twice_and_apply_needs_its_yaml(
+    student, pipeline, data_dir
+):
+    data = str(data_dir / "user_features.parquet")
+    nested = str(student.workdir / "nested" / "deeper" / "repo")
+    for call in (f"write_repo({nested!r}, data_path)", f"write_repo({nested!r}, data_path) again"):
+        try:
+            student.write_repo(nested, data, _timeout=60)
+        except StudentError as exc:
             raise AssertionError(
-                f"Called {call} after materialize_online(..., {END:%Y-%m-%d}), and "
-                f"training_frame for the same users at {END:%Y-%m-%d}: {int(skew.sum())} users "
-                f"differ in {name!r} (user {users[i]}: online {_show(served[i])}, training "
-                f"{_show(trained[i])}, the data at {END:%Y-%m-%d} {_show(want[i])}). That is "
-                f"training-serving skew: {culprit}."
-            )
-        wrong = ~np.isclose(served, want, rtol=FLOAT32_RTOL)
-        assert not wrong.any(), (
-            f"Called {call} and training_frame at {END:%Y-%m-%d}: they agree, but user "
-            f"{users[int(np.flatnonzero(wrong)[0])]}'s {name} is "
-            f"{_show(served[int(np.flatnonzero(wrong)[0])])}, expected "
-            f"{_show(want[int(np.flatnonzero(wrong)[0])])}, the user's row at {END:%Y-%m-%d}."
+                f"Called {call}: it raised {exc.type_name}: {exc.message}, expected it to "
+                "create repo_dir and its missing parents, and to rewrite the same files when "
+                "called again (mkdir(parents=True, exist_ok=True))."
+            ) from None
+    try:
+        state = student.job("feast_repo:repo_state", nested)
+    except StudentError as exc:
+        raise AssertionError(f"After write_repo({nested!r}, ...): {exc.message}.") from None
+    assert "duckdb" in str(state.get("offline_store", "")).lower(), (
+        f"After write_repo({nested!r}, ...) its feature_store.yaml names the offline store "
+        f"{state.get('offline_store')!r}, expected duckdb."
+    )
+    empty = str(student.workdir / "no_yaml_here")
+    try:
+        got = student.apply_repo(empty, _timeout=120)
+    except StudentError as exc:
+        assert exc.is_a("FileNotFoundError"), (
+            f"Called apply_repo({empty!r}) on a folder without feature_store.yaml: it raised "
+            f"{exc.type_name}: {exc.message}, expected FileNotFoundError."
         )
+        return
+    raise AssertionError(
+        f"Called apply_repo({empty!r}) on a folder without feature_store.yaml: it returned "
+        f"{got!r}, expected FileNotFoundError."
+    )

@@ -97,6 +97,7 @@ def same(got, want) -> bool:
 
 
 @pytest.mark.points(3)
+@pytest.mark.task(taskno=2)
 def test_apply_repo_registers_the_view_instead_of_an_empty_list(pipeline):
     names = pipeline.need("write_repo", "apply_repo")
     summary = pipeline.need("summary")
@@ -117,6 +118,7 @@ def test_apply_repo_registers_the_view_instead_of_an_empty_list(pipeline):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=1)
 def test_the_repo_uses_duckdb_offline_and_sqlite_online_inside_repo_dir(pipeline):
     summary = pipeline.need("write_repo", "apply_repo", "summary")
     repo = Path(pipeline.repo).resolve()
@@ -142,6 +144,7 @@ def test_the_repo_uses_duckdb_offline_and_sqlite_online_inside_repo_dir(pipeline
 
 
 @pytest.mark.points(3)
+@pytest.mark.task(taskno=3)
 def test_online_features_after_materialize_online_are_the_values_at_end(
     pipeline, student, user_data
 ):
@@ -172,6 +175,7 @@ def test_online_features_after_materialize_online_are_the_values_at_end(
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=5)
 def test_online_features_follow_user_ids_order_with_none_for_unknown_users(
     pipeline, student, user_data
 ):
@@ -217,6 +221,7 @@ def test_online_features_follow_user_ids_order_with_none_for_unknown_users(
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(taskno=4)
 def test_training_frame_is_point_in_time_correct_in_entity_df_order(pipeline, student, user_data):
     pipeline.need("write_repo", "apply_repo")
     entity = pd.DataFrame(
@@ -268,3 +273,98 @@ def test_training_frame_is_point_in_time_correct_in_entity_df_order(pipeline, st
                 )
                 + ". Rows must come back in entity_df's order (Feast does not keep it)."
             )
+
+
+# No skew (task 6) ----------------------------------------------------------------------
+
+
+def training(student, pipeline: Pipeline, entity: pd.DataFrame, call: str) -> pd.DataFrame:
+    pipeline.need("write_repo", "apply_repo")
+    try:
+        frame = student.training_frame(pipeline.repo, entity, REFS, _timeout=180)
+    except StudentError as exc:
+        raise failed(call, exc) from None
+    assert isinstance(frame, pd.DataFrame), (
+        f"Called {call}: got a {type(frame).__name__}, expected a pandas DataFrame."
+    )
+    return frame
+
+
+def floats(values) -> np.ndarray:
+    """Online values as float64, None as missing."""
+    out = []
+    for v in values:
+        try:
+            out.append(np.nan if v is None else float(v))
+        except (TypeError, ValueError):
+            out.append(np.nan)
+    return np.array(out, dtype="float64")
+
+
+def _show(x: float) -> str:
+    return "missing" if np.isnan(x) else f"{x:g}"
+
+
+@pytest.mark.points(2)
+@pytest.mark.task(taskno=6)
+def test_online_values_at_end_equal_the_training_frame_at_end_for_every_user(
+    student, pipeline, user_data
+):
+    pipeline.need("write_repo", "apply_repo", "materialize_online")
+    users = [int(u) for u in np.random.default_rng(5).permutation(np.arange(1, 501))]
+    at_end = pd.DataFrame({"user_id": users, "event_timestamp": [END] * len(users)})
+    frame = training(student, pipeline, at_end, f"training_frame for all 500 users at {END}")
+    call = "online_features(repo_dir, <all 500 users, shuffled>, <the six features>)"
+    try:
+        online = student.online_features(pipeline.repo, users, REFS, _timeout=120)
+    except StudentError as exc:
+        raise failed(call, exc) from None
+    assert isinstance(online, dict), f"Called {call}: got a {type(online).__name__}, not a dict."
+    returned = [int(u) for u in list(online.get("user_id", []))]
+    assert sorted(returned) == sorted(users), (
+        f"Called {call}: its 'user_id' list holds {len(returned)} ids, expected the 500 asked."
+    )
+    # Order is judged elsewhere: compare user by user.
+    position = {user: i for i, user in enumerate(returned)}
+    order = [position[user] for user in users]
+    assert "user_id" in frame.columns, (
+        f"Called training_frame for all 500 users at {END:%Y-%m-%d}: the result has no "
+        "'user_id' column, expected entity_df's columns, then the features."
+    )
+    offline = frame.drop_duplicates("user_id").set_index("user_id").reindex(users)
+    latest = user_data[user_data["event_timestamp"] == pd.Timestamp(END, tz="UTC")]
+    truth = latest.set_index("user_id").reindex(users)
+    for name in SHORT:
+        column = list(online.get(name, [None] * len(users)))
+        served = floats(column)[order] if len(column) == len(users) else floats([None] * 500)
+        assert not np.isnan(served).all(), (
+            f"Called materialize_online(repo_dir, 2024-01-01, {END:%Y-%m-%d}) then {call}: "
+            f"{name} is None for every user: nothing was loaded online."
+        )
+        trained = pd.to_numeric(offline[name], errors="coerce").astype("float64").to_numpy()
+        want = truth[name].astype("float64").to_numpy()
+        skew = ~np.isclose(served, trained, rtol=FLOAT32_RTOL, equal_nan=False)
+        if skew.any():
+            i = int(np.flatnonzero(skew)[0])
+            online_ok = np.isclose(served[i], want[i], rtol=FLOAT32_RTOL)
+            culprit = (
+                "training_frame gives another value than the data at that time (are its rows "
+                "back in entity_df's order?)"
+                if online_ok
+                else "the online store serves another value than the data at end (did "
+                "materialize_online load exactly [start, end]?)"
+            )
+            raise AssertionError(
+                f"Called {call} after materialize_online(..., {END:%Y-%m-%d}), and "
+                f"training_frame for the same users at {END:%Y-%m-%d}: {int(skew.sum())} users "
+                f"differ in {name!r} (user {users[i]}: online {_show(served[i])}, training "
+                f"{_show(trained[i])}, the data at {END:%Y-%m-%d} {_show(want[i])}). That is "
+                f"training-serving skew: {culprit}."
+            )
+        wrong = ~np.isclose(served, want, rtol=FLOAT32_RTOL)
+        assert not wrong.any(), (
+            f"Called {call} and training_frame at {END:%Y-%m-%d}: they agree, but user "
+            f"{users[int(np.flatnonzero(wrong)[0])]}'s {name} is "
+            f"{_show(served[int(np.flatnonzero(wrong)[0])])}, expected "
+            f"{_show(want[int(np.flatnonzero(wrong)[0])])}, the user's row at {END:%Y-%m-%d}."
+        )
