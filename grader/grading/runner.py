@@ -28,6 +28,7 @@ from grader.grading.options import GradingOptions
 from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
 from grader.grading.staging import StagedFile, SubmissionError, stage, submission_id
 from grader.grading.suites import VISIBILITY, suite_digest, suite_files, suites_dir
+from grader.sandbox import budgets
 from grader.sandbox.bubblewrap import bwrap_works
 from grader.sandbox.proxy import (
     SharedWorker,
@@ -255,6 +256,8 @@ def _exercise_results(
             status, error = "error", st.reason
         elif proxy is not None and proxy.problem:
             status, error = "error", proxy.problem
+        elif proxy is not None and proxy.over_budget:
+            status, error = "error", proxy.over_budget
         elif proxy is not None and proxy.timed_out:
             status, error = "timeout", "a call ran out of time"
         elif tests and all(t.status == "error" for t in tests):
@@ -285,7 +288,8 @@ def grade_submission(
     started = time.monotonic()
     graded_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     sub_id = name or submission_id(source)
-    sandboxed = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+    bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+    sandboxed = bwrapped and budgets.available()  # no budgets: reduced isolation
     base = dict(
         submission=sub_id,
         graded_at=graded_at,
@@ -294,10 +298,14 @@ def grade_submission(
         max_score=float(sum(kit.exercise(s).points for s in slugs)),
         isolation="full" if sandboxed else "reduced",
     )
-    if options.zygote is not None:  # workers forked from it can only see its pool
+    limits = options.limits
+    sized = False
+    if options.zygote is not None:  # workers forked from it can only see its (sized) pool
         workroot = options.zygote.new_folder("grade")
     else:
         workroot = Path(tempfile.mkdtemp(prefix="fslab-grade-"))
+        # The submission's disk budget: a tmpfs of its own (where we are root).
+        sized = budgets.private_tmpfs(workroot, limits.disk_bytes, limits.disk_inodes)
     try:
         try:
             staged = stage(source, workroot / "submission", kit)
@@ -311,6 +319,10 @@ def grade_submission(
                 ],
             )  # fmt: skip
         ctx = GradingContext(kit, staged, options, workroot, slugs)
+        uid = budgets.sandbox_uid()
+        if uid is not None and bwrapped:
+            # The workers run as that uid: the staged files and folders are theirs to use.
+            budgets.chown_tree(workroot, uid)
         _CURRENT = ctx
         ctx.prestart()
         try:
@@ -330,6 +342,8 @@ def grade_submission(
             exercises=exercises,
         )
     finally:
+        if sized:
+            budgets.release_tmpfs(workroot)
         shutil.rmtree(workroot, ignore_errors=True)
 
 
@@ -350,5 +364,5 @@ def error_scorecard(
         exercises=[
             ExerciseResult(s, 0.0, kit.exercise(s).points, "error", reason, []) for s in slugs
         ],
-        isolation="full" if bwrap_works() else "reduced",
+        isolation="full" if bwrap_works() and budgets.available() else "reduced",
     )

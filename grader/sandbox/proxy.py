@@ -198,6 +198,8 @@ class StudentProxy:
         self.last = CallResult()
         self.timed_out = False
         self.timeouts = 0
+        self.over_budget: str | None = None
+        """Why the exercise is an error: its worker went over the memory budget."""
 
     @property
     def workdir(self) -> Path:
@@ -244,14 +246,25 @@ class StudentProxy:
         worker = self.shared.worker
         assert worker is not None
         limit = self._timeout(timeout)
+        ooms = worker.oom_kills()
         try:
-            return worker.request(header, blobs, timeout=limit)
+            answer = worker.request(header, blobs, timeout=limit)
         except WorkerTimeout:
             self.timed_out = True
             self.timeouts += 1
             raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
         except WorkerError as exc:
+            self._check_budget(worker, ooms)
             raise StudentCrash(str(exc)) from None
+        self._check_budget(worker, ooms)
+        return answer
+
+    def _check_budget(self, worker: Worker, before: int) -> None:
+        """The kernel killed a process of this call for memory (the worker itself or one it
+        started): the call failed, whatever it answered."""
+        if worker.oom_kills() > before:
+            self.over_budget = f"the submission {worker.over_budget()} (its budget)"
+            raise StudentCrash(f"{self.over_budget}: the call was stopped")
 
     def _run(self, header: dict[str, Any], name: str, args, kwargs, timeout) -> Any:
         self._ensure_worker()
