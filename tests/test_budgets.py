@@ -35,11 +35,21 @@ needs_budgets = pytest.mark.skipif(
     reason="needs root, bubblewrap and cgroups (the grader reports reduced isolation then)",
 )
 
-# Attacks on ex2 (`pit_join.py`); each submission holds only that file.
+# Attacks on ex2 (`pit_join.py`); each submission holds only that file. Each attacks once (a
+# marker file in its folder), then fails fast, so that a batch of them stays quick.
+ONCE = (
+    "import os\n"
+    "def first():\n"
+    "    if os.path.exists('attacked'):\n"
+    "        raise ValueError('attacked already')\n"
+    "    open('attacked', 'w').close()\n"
+)
 ATTACKS = {
-    "attack_children": (
-        "import os, time\n"
+    "attack_children": ONCE
+    + (
+        "import time\n"
         "def point_in_time_join(*args, **kwargs):\n"
+        "    first()\n"
         "    kids = []\n"
         "    for _ in range(5):\n"
         "        pid = os.fork()\n"
@@ -47,15 +57,16 @@ ATTACKS = {
         "            hog = bytearray(200 << 20)\n"
         "            for i in range(0, len(hog), 4096):\n"
         "                hog[i] = 1\n"
-        "            time.sleep(60)\n"
+        "            time.sleep(30)\n"
         "            os._exit(0)\n"
         "        kids.append(pid)\n"
         "    codes = [os.waitpid(pid, 0)[1] for pid in kids]\n"
         "    raise ValueError(f'children ended with {codes}')\n"
     ),
-    "attack_memfd": (
-        "import os\n"
+    "attack_memfd": ONCE
+    + (
         "def point_in_time_join(*args, **kwargs):\n"
+        "    first()\n"
         "    fds, held = [], 0\n"
         "    for _ in range(40):\n"
         "        fd = os.memfd_create('hoard')\n"
@@ -64,9 +75,10 @@ ATTACKS = {
         "        held += 32\n"
         "    raise ValueError(f'held {held} MiB in memfds')\n"
     ),
-    "attack_disk": (
-        "import os\n"
+    "attack_disk": ONCE
+    + (
         "def point_in_time_join(*args, **kwargs):\n"
+        "    first()\n"
         "    mib = files = 0\n"
         "    try:\n"
         "        with open('big.bin', 'wb') as out:\n"
@@ -98,10 +110,12 @@ ATTACKS = {
         "    time.sleep(3)\n"
         "    raise ValueError('spinning')\n"
     ),
-    "attack_arrow": (
+    "attack_arrow": ONCE
+    + (
         "import numpy as np, pandas as pd, pyarrow as pa\n"
         "ROWS = 6_000_000\n"
         "def point_in_time_join(*args, **kwargs):\n"
+        "    first()\n"
         "    times = pa.array(np.zeros(ROWS, 'int64')).cast(pa.time64('us'))\n"
         "    columns = {'t': pd.arrays.ArrowExtensionArray(times)}\n"
         "    for i in range(12):\n"
@@ -109,6 +123,7 @@ ATTACKS = {
         "    return pd.DataFrame(columns)\n"
     ),
 }
+HONEST = KIT_ROOT / "solutions" / "ex2_pit_join" / "pit_join.py"
 
 
 def _mounts() -> set[str]:
@@ -126,9 +141,10 @@ def batch(lab, tmp_path_factory):
     root = tmp_path_factory.mktemp("budgets")
     subs, out = root / "submissions", root / "results"
     subs.mkdir()
-    # Sorted ids decide the order: each attack starts beside an honest submission.
-    shutil.copytree(KIT_ROOT / "solutions", subs / "a_honest")
-    shutil.copytree(KIT_ROOT / "solutions", subs / "c_honest")
+    # Sorted ids decide the order: the spin storm starts beside an honest submission.
+    for name in ("a_honest", "c_honest"):
+        (subs / name).mkdir()
+        shutil.copy2(HONEST, subs / name / "pit_join.py")
     for name, source in ATTACKS.items():
         folder = subs / ("b_" + name if name == "attack_spin" else name)
         folder.mkdir()
@@ -140,7 +156,7 @@ def batch(lab, tmp_path_factory):
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "grader.cli", "--kit", str(lab.root), "batch", str(subs),
-             "--out", str(out), "--workers", "2", "--call-timeout", "20", "--timeout", "400",
+             "--out", str(out), "--workers", "2", "--call-timeout", "20", "--timeout", "900",
              "--memory", str(MEMORY_MIB), "--disk", str(DISK_MIB)],
             capture_output=True, text=True, timeout=1800,
             preexec_fn=lambda: group.add(os.getpid()),
@@ -175,10 +191,10 @@ def feedback(batch, name: str) -> str:
 def test_the_batch_grades_everyone_and_the_honest_neighbours_keep_full_marks(batch):
     assert batch["proc"].returncode == 0, batch["proc"].stderr[-2000:]
     for name in ("a_honest", "c_honest"):
-        data = card(batch, name)
-        failing = [t for e in data["exercises"] for t in e["tests"] if t["status"] != "passed"]
-        assert data["score"] == data["max_score"] == 100, failing[:3]
-        assert data["isolation"] == "full"
+        ex = exercise(batch, name)
+        failing = [t for t in ex["tests"] if t["status"] != "passed"]
+        assert ex["score"] == ex["max_score"] == 30 and ex["status"] == "passed", failing[:3]
+        assert card(batch, name)["isolation"] == "full"
 
 
 @pytest.mark.parametrize("name", ["attack_children", "attack_memfd"])

@@ -51,6 +51,7 @@ def _child(
     if leaf is not None:  # before anything else: what we allocate from here on counts
         leaf.add(os.getpid())
     budgets.set_submission_group(group)
+    budgets.private_mounts()  # the submission's sized folder goes with us, however we end
     os.setsid()  # our own process group: the parent can end us and our workers together
     # ... and if the parent is killed outright, we go too (our workers die with us).
     ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -304,8 +304,11 @@ def grade_submission(
         workroot = options.zygote.new_folder("grade")
     else:
         workroot = Path(tempfile.mkdtemp(prefix="fslab-grade-"))
-        # The submission's disk budget: a tmpfs of its own (where we are root).
-        sized = budgets.private_tmpfs(workroot, limits.disk_bytes, limits.disk_inodes)
+        # The submission's disk budget: a tmpfs of its own, in the grading child's own mount
+        # namespace (see `grade_in_child`), so that it goes with the child however it ends.
+        sized = budgets.has_private_mounts() and budgets.private_tmpfs(
+            workroot, limits.disk_bytes, limits.disk_inodes
+        )
     try:
         try:
             staged = stage(source, workroot / "submission", kit)

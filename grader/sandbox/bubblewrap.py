@@ -33,8 +33,11 @@ from typing import Any
 
 import grader
 from grader.sandbox import budgets, protocol
+from grader.sandbox import zygote as ns  # its mount helpers (standard library only)
 
 NOBODY = 65534
+STARTUP_MEMORY_BYTES = 1 << 30
+"""Room a worker has, beyond the submission's budget, to import its libraries."""
 
 
 @dataclass(frozen=True)
@@ -176,19 +179,17 @@ class Reach:
 
     def mount(self) -> None:
         """In the child before exec (root): a private mount namespace holding the binds."""
-        from grader.sandbox import zygote
-
         if not self.binds:
             return
-        zygote._check(zygote.libc.unshare(zygote.CLONE_NEWNS), "unshare")
-        zygote._mount(None, "/", None, zygote.MS_REC | zygote.MS_PRIVATE)
-        zygote._mount("tmpfs", str(self.stage), "tmpfs", zygote.MS_NOSUID, "mode=755,size=64k")
+        ns._check(ns.libc.unshare(ns.CLONE_NEWNS), "unshare")
+        ns._mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+        ns._mount("tmpfs", str(self.stage), "tmpfs", ns.MS_NOSUID, "mode=755,size=64k")
         for source, staged in self.binds:
             if os.path.isdir(source):
                 os.mkdir(staged)
             else:
                 open(staged, "w").close()
-            zygote._mount(source, staged, None, zygote.MS_BIND | zygote.MS_REC)
+            ns._mount(source, staged, None, ns.MS_BIND | ns.MS_REC)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -342,16 +343,31 @@ class Worker:
         return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
 
     def new_group(self) -> budgets.Cgroup | None:
-        """This worker's control group, inside its submission's when there is one."""
+        """This worker's control group, inside its submission's when there is one. Until the
+        worker is ready (our imports, no student code yet) it may use `STARTUP_MEMORY_BYTES`
+        more than the budget; `_budget_from_now` then sets the budget proper."""
         return budgets.Cgroup.create(
             parent=budgets.submission_group(),
-            memory_bytes=self.limits.budget_memory_bytes,
+            memory_bytes=self.limits.budget_memory_bytes + STARTUP_MEMORY_BYTES,
             max_processes=self.limits.max_processes,
         )
+
+    def _budget_from_now(self) -> None:
+        """The worker is ready: from now on the submission may use its memory budget on top of
+        what the worker holds (the libraries it imported are ours, not the submission's; a
+        warm job holds next to nothing of its own, its imports are the factory's)."""
+        if self.cgroup is not None:
+            try:
+                self.cgroup.set_memory(self.cgroup.usage_bytes() + self.limits.budget_memory_bytes)
+            except OSError as exc:
+                self.close()
+                raise WorkerError(f"the sandboxed worker could not be budgeted: {exc}") from None
 
     def start(self) -> None:
         """Start the worker and wait until it has imported its libraries."""
         self.cgroup = self.new_group()
+        if self.cgroup is None and budgets.available():
+            raise WorkerError("the sandboxed worker could not be budgeted (no control group)")
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         limits, cgroup = self.limits, self.cgroup
@@ -399,6 +415,7 @@ class Worker:
         finally:  # bubblewrap has made its binds (or failed): the stage folder can go
             if reach is not None:
                 reach.close()
+        self._budget_from_now()
 
     def oom_kills(self) -> int:
         """Processes of this worker the kernel killed for going over the memory budget (the

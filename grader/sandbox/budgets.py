@@ -141,6 +141,16 @@ class Cgroup:
     def _write(self, controller: str, file: str, value: str) -> None:
         (self._folder(controller) / file).write_text(value)
 
+    def usage_bytes(self) -> int:
+        """The memory the group holds now (its processes' pages, the page cache it read)."""
+        if self.version == "v2":
+            return int(_read(self._folder("") / "memory.current").strip() or 0)
+        return int(_read(self._folder("memory") / "memory.usage_in_bytes").strip() or 0)
+
+    def set_memory(self, limit: int) -> None:
+        """Cap the group's memory at `limit` bytes (swap off)."""
+        self._set_memory(limit)
+
     def _set_memory(self, limit: int) -> None:
         if self.version == "v2":
             self._write("", "memory.max", str(limit))
@@ -253,13 +263,31 @@ def leftover_groups(pid: int | None = None) -> list[Path]:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-MS_NOSUID, MS_NODEV = 2, 4
+MS_NOSUID, MS_NODEV, MS_REC, MS_SLAVE = 2, 4, 16384, 1 << 19
 MNT_DETACH = 2
+CLONE_NEWNS = 0x00020000
+_private_mounts = False
+
+
+def private_mounts() -> bool:
+    """Give this process a mount namespace of its own (needs root; a grading child does it
+    first thing), where the host's mounts still appear but ours stay: a sized private folder
+    mounted here vanishes with the process, however it ends. True once done."""
+    global _private_mounts
+    if not _private_mounts and os.geteuid() == 0 and _libc.unshare(CLONE_NEWNS) == 0:
+        _private_mounts = _libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) == 0
+    return _private_mounts
+
+
+def has_private_mounts() -> bool:
+    """Whether `private_mounts` has been done in this process."""
+    return _private_mounts
 
 
 def private_tmpfs(folder: Path, size_bytes: int, inodes: int, uid: int | None = None) -> bool:
     """Mount a tmpfs of `size_bytes` and `inodes` files over the empty `folder`, owned by
-    `uid` (default: us); False where we may not mount (not root)."""
+    `uid` (default: us); False where we may not mount (not root). The mount is the caller's to
+    release (`release_tmpfs`), or goes with its mount namespace (`private_mounts`)."""
     if os.geteuid() != 0:
         return False
     owner = os.geteuid() if uid is None else uid

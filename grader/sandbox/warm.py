@@ -301,11 +301,13 @@ class ZygoteWorker(Worker):
         )
         self._err = _Drain(os.fdopen(output, "rb"), self.limits.output_bytes)
         host_pid = self.zygote.host_pid(self.pid)
-        self.cgroup = self.new_group() if host_pid is not None else None
-        if self.cgroup is not None:
+        if budgets.available():  # a job that cannot be budgeted is never given student code
+            self.cgroup = self.new_group() if host_pid is not None else None
             try:
+                if self.cgroup is None:
+                    raise OSError("no control group")
                 self.cgroup.add(host_pid)  # type: ignore[arg-type]
-            except OSError as exc:  # the job is gone already, or cannot be budgeted: not run
+            except OSError as exc:
                 self.close()
                 raise WorkerError(f"the sandboxed worker could not be budgeted: {exc}") from None
         try:
@@ -313,6 +315,7 @@ class ZygoteWorker(Worker):
         except WorkerError as exc:
             self.close()
             raise WorkerError(f"the sandboxed worker did not start: {exc}") from None
+        self._budget_from_now()
 
     def _exit_code(self) -> int | None:
         return self.zygote.wait_ended(self.pid, 5) if self.pid is not None else None
