@@ -131,7 +131,7 @@ def _mounts() -> set[str]:
 
 
 def _file_names(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+    return {str(p.relative_to(root)) for p in root.iterdir()}
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,9 @@ def batch(lab, tmp_path_factory):
         folder = subs / ("b_" + name if name == "attack_spin" else name)
         folder.mkdir()
         (folder / "pit_join.py").write_text(source)
-    tmp_before = _file_names(Path("/tmp")) if Path("/tmp").is_dir() else set()
+    # The batch's temp folders (pools, work folders, stages) go here: all gone afterwards.
+    tmp = root / "tmp"
+    tmp.mkdir()
     mounts_before = _mounts()
     group = budgets.Cgroup.create(inner=True)
     assert group is not None
@@ -158,7 +160,7 @@ def batch(lab, tmp_path_factory):
             [sys.executable, "-m", "grader.cli", "--kit", str(lab.root), "batch", str(subs),
              "--out", str(out), "--workers", "2", "--call-timeout", "20", "--timeout", "900",
              "--memory", str(MEMORY_MIB), "--disk", str(DISK_MIB)],
-            capture_output=True, text=True, timeout=1800,
+            capture_output=True, text=True, timeout=1800, env={**os.environ, "TMPDIR": str(tmp)},
             preexec_fn=lambda: group.add(os.getpid()),
         )  # fmt: skip
         peak = group.peak_bytes()
@@ -169,7 +171,7 @@ def batch(lab, tmp_path_factory):
     time.sleep(1)
     return {
         "proc": proc, "out": out, "peak": peak, "inner_groups": inner, "left": left,
-        "new_tmp": {n for n in _file_names(Path("/tmp")) - tmp_before if "fslab" in n},
+        "new_tmp": _file_names(tmp),
         "new_mounts": {m for m in _mounts() - mounts_before if "fslab" in m},
     }  # fmt: skip
 
@@ -427,3 +429,50 @@ def test_budget_options_reach_the_workers_limits():
     from grader.grading.options import options_from_dict, options_to_dict
 
     assert options_from_dict(options_to_dict(options)).limits == options.limits
+
+
+# ---------------------------------------------------------------------- cgroup v2
+
+
+def test_cgroup_v2_files_are_the_ones_written_and_read(tmp_path, monkeypatch):
+    """This machine runs v1; the v2 names are checked on a stand-in cgroupfs (plain files)."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (root / "cgroup.subtree_control").write_text("")
+    monkeypatch.setattr(budgets, "CGROUP_ROOT", root)
+    monkeypatch.setattr(budgets, "V1_CONTROLLERS", ("nonexistent-controller",))
+    monkeypatch.setattr(budgets, "_own_path", lambda controller: "/")
+    monkeypatch.setattr(budgets.os, "geteuid", lambda: 0)
+    budgets.layout.cache_clear()
+    try:
+        assert budgets.layout() == ("v2", {"": root})
+        assert "+memory +pids +cpu" in (root / "cgroup.subtree_control").read_text()
+        group = budgets.Cgroup.create("sub", inner=True)
+        assert group is not None and group.folders == {"": root / "sub"}
+        assert (root / "sub" / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+        job = budgets.Cgroup.create("job", parent=group, memory_bytes=5 << 20, max_processes=7)
+        assert job is not None
+        folder = root / "sub" / "job"
+        assert (folder / "memory.max").read_text() == str(5 << 20)
+        assert (folder / "memory.swap.max").read_text() == "0"
+        assert (folder / "pids.max").read_text() == "7"
+        (folder / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\n")
+        (folder / "memory.peak").write_text("1234\n")
+        (folder / "cgroup.procs").write_text("")
+        assert job.oom_kills() == 2 and job.peak_bytes() == 1234 and job.procs() == []
+    finally:
+        budgets.layout.cache_clear()
+
+
+def test_without_root_or_delegation_there_are_no_budgets_and_isolation_is_reduced(monkeypatch):
+    monkeypatch.setattr(budgets.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(budgets.os, "access", lambda path, mode: False)
+    budgets.layout.cache_clear()
+    try:
+        assert budgets.layout() is None and not budgets.available()
+        assert budgets.Cgroup.create() is None
+        assert budgets.sandbox_uid() is None
+        assert Worker(Path("/tmp"), use_bwrap=True).isolation == "reduced"
+    finally:
+        budgets.layout.cache_clear()

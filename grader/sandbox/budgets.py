@@ -65,8 +65,6 @@ def layout() -> tuple[str, dict[str, Path]] | None:
     v1 needs the memory, pids and cpu hierarchies; v2 needs those controllers in our group's
     `cgroup.controllers` and the right to enable them for children (`cgroup.subtree_control`,
     which v2 refuses in a group that holds processes itself unless it is the root)."""
-    if os.geteuid() != 0 and not os.environ.get("FSLAB_CGROUP_DELEGATED"):
-        return None
     v1 = {c: CGROUP_ROOT / c for c in V1_CONTROLLERS}
     if all((p / "cgroup.procs").is_file() for p in v1.values()):
         bases = {c: root / _own_path(c).lstrip("/") for c, root in v1.items()}
@@ -76,6 +74,8 @@ def layout() -> tuple[str, dict[str, Path]] | None:
     if (CGROUP_ROOT / "cgroup.controllers").is_file():
         base = CGROUP_ROOT / _own_path(None).lstrip("/")
         if not {"memory", "pids", "cpu"} <= set(_read(base / "cgroup.controllers").split()):
+            return None
+        if not os.access(base, os.W_OK):  # not root, and not delegated to us
             return None
         try:
             (base / "cgroup.subtree_control").write_text("+memory +pids +cpu")
