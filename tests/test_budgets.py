@@ -476,3 +476,15 @@ def test_without_root_or_delegation_there_are_no_budgets_and_isolation_is_reduce
         assert Worker(Path("/tmp"), use_bwrap=True).isolation == "reduced"
     finally:
         budgets.layout.cache_clear()
+
+
+def test_the_value_and_the_arguments_of_one_answer_share_the_decoded_budget():
+    import numpy as np
+    import pyarrow as pa
+
+    rows = 6_000_000  # ~430 MiB decoded (estimate): once fits, value + args_after do not
+    blob = _ipc(pa.table({"s": pa.nulls(rows), "x": pa.array(np.arange(rows))}))
+    budget = [protocol.MAX_DECODED_BYTES]
+    assert len(protocol.decode({"$frame": 0}, [blob], budget)) == rows
+    with pytest.raises(protocol.ProtocolError, match="too large to read"):
+        protocol.decode({"$frame": 0}, [blob], budget)

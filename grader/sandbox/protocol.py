@@ -100,13 +100,15 @@ def encode(value: Any, blobs: list[bytes]) -> Any:
     raise UnsupportedValue(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
-def decode(data: Any, blobs: list[bytes]) -> Any:
+def decode(data: Any, blobs: list[bytes], budget: list[int] | None = None) -> Any:
     """Inverse of `encode`; builds only built-in, numpy and pandas objects.
 
     Anything malformed (bad tags, bad numbers, too deep, too big) raises `ProtocolError`.
+    `budget` (a one-item list, spent as frames are decoded) lets several values of one answer
+    share `MAX_DECODED_BYTES`.
     """
     try:
-        return _decode(data, blobs, [MAX_DECODED_BYTES])
+        return _decode(data, blobs, [MAX_DECODED_BYTES] if budget is None else budget)
     except ProtocolError:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError, KeyError) as exc:

@@ -274,6 +274,7 @@ class StudentProxy:
         started = time.monotonic()
         answer, out_blobs = self._send(header, blobs, timeout)
         seconds = time.monotonic() - started
+        budget = [protocol.MAX_DECODED_BYTES]  # one answer's frames share it
         try:
             after = answer.get("args_after")
             self.last = CallResult(
@@ -281,11 +282,11 @@ class StudentProxy:
                 stderr=str(answer.get("stderr", "")),
                 seconds=seconds,
                 cpu_seconds=_seconds(answer.get("cpu_s")),
-                args_after=protocol.decode(after, out_blobs) if after is not None else None,
+                args_after=protocol.decode(after, out_blobs, budget) if after is not None else None,
             )
             if "error" in answer:
                 raise StudentError(name, answer["error"])
-            return protocol.decode(answer.get("value"), out_blobs)
+            return protocol.decode(answer.get("value"), out_blobs, budget)
         except protocol.ProtocolError as exc:
             raise StudentCrash(f"{name} returned data the grader cannot read: {exc}") from None
 
