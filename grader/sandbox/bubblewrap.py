@@ -166,7 +166,8 @@ class Reach:
 
     def __init__(self, uid: int) -> None:
         self.uid = uid
-        self.stage = Path(tempfile.mkdtemp(prefix="fslab-reach-"))
+        # In /tmp, not $TMPDIR: the stage itself must be reachable (a 0700 $TMPDIR is not).
+        self.stage = Path(tempfile.mkdtemp(prefix="fslab-reach-", dir="/tmp"))
         self.binds: list[tuple[str, str]] = []
 
     def source(self, path: str | Path) -> str:
