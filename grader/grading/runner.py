@@ -29,7 +29,7 @@ from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
 from grader.grading.staging import StagedFile, SubmissionError, stage, submission_id
 from grader.grading.suites import VISIBILITY, suite_digest, suite_files, suites_dir
 from grader.sandbox import budgets
-from grader.sandbox.bubblewrap import bwrap_works
+from grader.sandbox.bubblewrap import bwrap_works, sandbox_uid_for
 from grader.sandbox.proxy import (
     SharedWorker,
     StudentCrash,
@@ -322,7 +322,7 @@ def grade_submission(
                 ],
             )  # fmt: skip
         ctx = GradingContext(kit, staged, options, workroot, slugs)
-        uid = budgets.sandbox_uid()
+        uid = sandbox_uid_for((kit.data_dir,))
         if uid is not None and bwrapped:
             # The workers run as that uid: the staged files and folders are theirs to use.
             budgets.chown_tree(workroot, uid)

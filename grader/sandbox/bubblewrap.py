@@ -197,6 +197,29 @@ class Reach:
             self.stage.rmdir()
 
 
+def readable_by_others(paths: list[Path] | tuple[Path, ...]) -> bool:
+    """Whether every file under `paths` is world-readable (and every folder world-listable):
+    only then can a sandbox running as the unprivileged `budgets.SANDBOX_UID` read them. A kit
+    whose data files are 0600 keeps the old mapping to our own uid (see `sandbox_uid_for`)."""
+    for root in paths:
+        for folder, _dirs, files in os.walk(root):
+            if os.stat(folder).st_mode & 0o005 != 0o005:
+                return False
+            for name in files:
+                try:
+                    if not os.stat(os.path.join(folder, name)).st_mode & 0o004:
+                        return False
+                except OSError:
+                    continue
+    return True
+
+
+def sandbox_uid_for(readonly: list[Path] | tuple[Path, ...]) -> int | None:
+    """The host uid a bubblewrap sandbox reading `readonly` runs as (None: our own)."""
+    uid = budgets.sandbox_uid()
+    return uid if uid is not None and readable_by_others(readonly) else None
+
+
 def _reachable(path: Path, uid: int) -> bool:
     """Whether `uid` (no groups) may look up `path`: every parent folder searchable by it."""
     for folder in path.parents:
@@ -372,7 +395,7 @@ class Worker:
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         limits, cgroup = self.limits, self.cgroup
-        uid = budgets.sandbox_uid() if self.use_bwrap else None
+        uid = sandbox_uid_for(self.readonly) if self.use_bwrap else None
         if not self.use_bwrap and self._drop_privileges():
             uid = NOBODY
         if uid is not None:  # its own folder (what is in it was staged for it: see runner)

@@ -37,6 +37,7 @@ from grader.sandbox.bubblewrap import (
     enter,
     python_command,
     rlimits,
+    sandbox_uid_for,
     worker_env,
 )
 from grader.sandbox.zygote import HOLD
@@ -56,7 +57,7 @@ class Zygote:
         self.readonly = [Path(p).resolve() for p in readonly]
         self.preload = preload
         self.limits = limits or Limits()
-        self.uid = budgets.sandbox_uid()
+        self.uid = sandbox_uid_for(self.readonly)
         self.sized_pool = budgets.private_tmpfs(
             self.pool, self.limits.disk_bytes, self.limits.disk_inodes, uid=self.uid
         )
