@@ -178,12 +178,48 @@ def grading_options(func):
     return func
 
 
-def _options(call_timeout: float, submission_timeout: float, public_only: bool = False):
+def budget_options(func):
+    """The kernel-enforced budgets of one submission (SPEC section 6)."""
+    func = click.option(
+        "--disk",
+        "disk_mib",
+        type=click.IntRange(min=16, max=1 << 20),
+        default=256,
+        show_default=True,
+        metavar="MiB",
+        help="Size of a submission's private folder (a tmpfs of its own, at most 20,000 "
+        "files), e.g. --disk 128.",
+    )(func)
+    func = click.option(
+        "--memory",
+        "memory_mib",
+        type=click.IntRange(min=64, max=1 << 20),
+        default=1024,
+        show_default=True,
+        metavar="MiB",
+        help="Memory of a submission's sandboxed worker and every process it starts, "
+        "together (memfds, tmpfs and /dev/shm included), e.g. --memory 512.",
+    )(func)
+    return func
+
+
+def _options(
+    call_timeout: float,
+    submission_timeout: float,
+    public_only: bool = False,
+    *,
+    memory_mib: int = 1024,
+    disk_mib: int = 256,
+):
     from grader.grading.options import GradingOptions
     from grader.sandbox.bubblewrap import Limits
 
     return GradingOptions(
-        limits=Limits(call_timeout_s=call_timeout),
+        limits=Limits(
+            call_timeout_s=call_timeout,
+            budget_memory_bytes=memory_mib << 20,
+            disk_bytes=disk_mib << 20,
+        ),
         submission_timeout_s=submission_timeout,
         include_hidden=not public_only,
     )
@@ -206,13 +242,26 @@ def _options(call_timeout: float, submission_timeout: float, public_only: bool =
 )
 @click.option("-v", "--verbose", is_flag=True, help="List the tests that passed too.")
 @grading_options
+@budget_options
 @click.pass_context
-def check_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, call_timeout) -> None:
+def check_cmd(
+    ctx,
+    slugs,
+    submission,
+    json_path,
+    verbose,
+    submission_timeout,
+    call_timeout,
+    memory_mib,
+    disk_mib,
+) -> None:
     """Grade your work (default ./exercises): a table per exercise with feedback, and a scorecard.
 
-    Runs the public tests, and the hidden ones too where they are present.
+    Runs the public tests, and the hidden ones too where they are present. Where the grader
+    may make control groups (root, or a delegated cgroup), the kernel holds the submission to
+    --memory and --disk; elsewhere the scorecard says isolation was reduced.
 
-    Example: grade check ex2_pit_join
+    Example: grade check ex2_pit_join --memory 512 --disk 128
     """
     from grader.grading.child import grade_in_child
     from grader.grading.render import render_scorecard
@@ -227,7 +276,7 @@ def check_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, ca
     source = submission or kit.root / "exercises"
     if not source.exists():
         raise UsageError(f"{source} does not exist")
-    options = _options(call_timeout, submission_timeout)
+    options = _options(call_timeout, submission_timeout, memory_mib=memory_mib, disk_mib=disk_mib)
     card = grade_in_child(kit, source, slugs=list(slugs) or None, options=options)
     try:
         card.write(json_path)
@@ -321,6 +370,7 @@ def watch_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, ca
     "Automatic when --out holds scorecards of other suites.",
 )
 @grading_options
+@budget_options
 @click.pass_context
 def batch_cmd(
     ctx,
@@ -333,10 +383,14 @@ def batch_cmd(
     compare,
     submission_timeout,
     call_timeout,
+    memory_mib,
+    disk_mib,
 ) -> None:
     """Grade every sub-folder or .zip of SUBMISSIONS, each as one submission.
 
-    Example: grade batch submissions/ --out results/ --workers 2
+    Each submission is held to --memory and --disk (see `grade check --help`).
+
+    Example: grade batch submissions/ --out results/ --workers 2 --memory 512
 
     Regrade after a suite fix and see what changed: grade batch submissions/ --out
     results-v2/ --compare results/
@@ -357,7 +411,9 @@ def batch_cmd(
                 resume=resume,
                 scheduler=scheduler,
                 warm=warm,
-                options=_options(call_timeout, submission_timeout),
+                options=_options(
+                    call_timeout, submission_timeout, memory_mib=memory_mib, disk_mib=disk_mib
+                ),
                 on_done=on_done,
                 compare=compare,
             )

@@ -245,11 +245,15 @@ def _run_local(
                 del running[slot]
                 if slots[slot].zygote is not None:
                     slots[slot].zygote.kill_all()
+                card = child.result()  # also removes the submission's control group
+                if slots[slot].zygote is not None:
+                    slots[slot].zygote.clear()
                 free.append(slot)
-                finished(child.result())
+                finished(card)
     finally:
         for child in running.values():  # interrupted: nothing we started may outlive us
             child.kill()
+            child.release()
         for options_ in slots:
             if options_.zygote is not None:
                 options_.zygote.close()

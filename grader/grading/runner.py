@@ -35,7 +35,8 @@ from grader.grading.staging import (
     submission_id,
 )
 from grader.grading.suites import VISIBILITY, suite_digest, suite_files, suites_dir
-from grader.sandbox.bubblewrap import bwrap_works
+from grader.sandbox import budgets
+from grader.sandbox.bubblewrap import bwrap_works, sandbox_uid_for
 from grader.sandbox.proxy import (
     SharedWorker,
     StudentCrash,
@@ -268,6 +269,8 @@ def _exercise_results(
             status, error = "error", st.reason
         elif proxy is not None and proxy.problem:
             status, error = "error", proxy.problem
+        elif proxy is not None and proxy.over_budget:
+            status, error = "error", proxy.over_budget
         elif proxy is not None and proxy.timed_out:
             status, error = "timeout", "a call ran out of time"
         elif tests and all(t.status == "error" for t in tests):
@@ -301,7 +304,8 @@ def grade_submission(
     if isinstance(source, ShippedSubmission) and name is None:
         raise ValueError("a shipped submission needs its name")
     sub_id = name or submission_id(source)  # type: ignore[arg-type]
-    sandboxed = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+    bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+    sandboxed = bwrapped and budgets.available()  # no budgets: reduced isolation
     base = dict(
         submission=sub_id,
         graded_at=graded_at,
@@ -310,10 +314,17 @@ def grade_submission(
         max_score=float(sum(kit.exercise(s).points for s in slugs)),
         isolation="full" if sandboxed else "reduced",
     )
-    if options.zygote is not None:  # workers forked from it can only see its pool
+    limits = options.limits
+    sized = False
+    if options.zygote is not None:  # workers forked from it can only see its (sized) pool
         workroot = options.zygote.new_folder("grade")
     else:
         workroot = Path(tempfile.mkdtemp(prefix="fslab-grade-"))
+        # The submission's disk budget: a tmpfs of its own, in the grading child's own mount
+        # namespace (see `grade_in_child`), so that it goes with the child however it ends.
+        sized = budgets.has_private_mounts() and budgets.private_tmpfs(
+            workroot, limits.disk_bytes, limits.disk_inodes
+        )
     try:
         try:
             if isinstance(source, ShippedSubmission):
@@ -332,6 +343,10 @@ def grade_submission(
                 ],
             )  # fmt: skip
         ctx = GradingContext(kit, staged, options, workroot, slugs)
+        uid = sandbox_uid_for((kit.data_dir,))
+        if uid is not None and bwrapped:
+            # The workers run as that uid: the staged files and folders are theirs to use.
+            budgets.chown_tree(workroot, uid)
         _CURRENT = ctx
         ctx.prestart()
         try:
@@ -351,6 +366,8 @@ def grade_submission(
             exercises=exercises,
         )
     finally:
+        if sized:
+            budgets.release_tmpfs(workroot)
         shutil.rmtree(workroot, ignore_errors=True)
 
 
@@ -371,5 +388,5 @@ def error_scorecard(
         exercises=[
             ExerciseResult(s, 0.0, kit.exercise(s).points, "error", reason, []) for s in slugs
         ],
-        isolation="full" if bwrap_works() else "reduced",
+        isolation="full" if bwrap_works() and budgets.available() else "reduced",
     )

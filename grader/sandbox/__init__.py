@@ -1,4 +1,5 @@
-"""Running untrusted code: bubblewrap and its fallback, resource limits, the seccomp filter,
+"""Running untrusted code: bubblewrap and its fallback, resource limits, the kernel-enforced
+budgets of a submission (control groups, a sized private folder), the seccomp filter,
 the warm worker factory (zygote), the worker that loads student modules, the data-only
 protocol between them, and the trusted side's proxy that calls into a worker.
 

@@ -3,21 +3,28 @@
 `Worker` starts `python -I -m grader.sandbox.worker` in a fresh filesystem view that holds only the
 Python installation (read-only), the `grader` package without its suites (read-only), the data
 folders a call needs (read-only) and one private writable folder. It has no network, its own
-PID namespace (killing it kills everything it started), an unprivileged uid, and resource
-limits (address space, CPU, file size, open files; a pids cgroup where we may create one).
+PID namespace (killing it kills everything it started), an unprivileged uid, resource limits
+(address space, CPU, file size, open files), and a control group of its own where we may make
+one (`grader.sandbox.budgets`): memory of all its processes together, tasks, one CPU share.
+When the grader is root, bubblewrap itself runs as the unprivileged host uid
+`budgets.SANDBOX_UID` (the folders it binds are opened by us and handed over as descriptors),
+so nothing made inside belongs to the host's root.
 
 Without `bwrap` the worker still gets the limits, its own session and, when we are root and the
-Python installation is world-readable, the `nobody` user; `isolation` then says "reduced".
+Python installation is world-readable, the `nobody` user; `isolation` then says "reduced", as
+it does when no control group can be made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -25,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader.sandbox import protocol
+from grader.sandbox import budgets, protocol
+from grader.sandbox import zygote as ns  # its mount helpers (standard library only)
 
 NOBODY = 65534
-_cgroup_counter = 0
+STARTUP_MEMORY_BYTES = 1 << 30
+"""Room a worker has, beyond the submission's budget, to import its libraries."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,17 @@ class Limits:
     file_size_bytes: int = 256 << 20
     """Largest file a worker may write (RLIMIT_FSIZE)."""
     max_processes: int = 256
-    """Tasks (processes and threads) in the worker's pids cgroup, where one can be made."""
+    """Tasks (processes and threads) in the worker's control group, where one can be made."""
+    budget_memory_bytes: int = 1024 << 20
+    """Memory of a worker and everything it starts, together (its control group): anonymous
+    memory, memfds, tmpfs and /dev/shm pages, no swap. `grade --memory MiB`."""
+    disk_bytes: int = 256 << 20
+    """Size of a submission's private folder (a tmpfs of its own where we are root),
+    `grade --disk MiB`."""
+    disk_inodes: int = 20_000
+    """Files and folders a submission's private folder may hold."""
+    grader_memory_bytes: int = 2048 << 20
+    """Memory of the trusted grading process of one submission (decoding its answers)."""
     output_bytes: int = 64 << 10
     """Raw stdout/stderr bytes kept per worker; the rest is read and dropped."""
 
@@ -91,51 +110,6 @@ def _python_roots() -> list[Path]:
     """Folders the worker's Python needs: the interpreter's prefix and the venv's."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix)}
     return sorted(roots)
-
-
-def _cgroup_root() -> Path | None:
-    """A pids cgroup folder we may create children in (v1 or v2), or None."""
-    if os.geteuid() != 0:
-        return None
-    for candidate in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-        if (candidate / "cgroup.procs").exists() and os.access(candidate, os.W_OK):
-            if candidate.name == "pids" or "pids" in _read(candidate / "cgroup.controllers"):
-                return candidate
-    return None
-
-
-def make_cgroup(max_processes: int) -> Path | None:
-    """A fresh pids cgroup allowing `max_processes` tasks, or None where we cannot make one."""
-    global _cgroup_counter
-    root = _cgroup_root()
-    if root is None:
-        return None
-    _cgroup_counter += 1
-    path = root / f"fslab-{os.getpid()}-{_cgroup_counter}"
-    try:
-        path.mkdir()
-        (path / "pids.max").write_text(str(max_processes))
-        return path
-    except OSError:
-        return None
-
-
-def kill_cgroup(path: Path) -> None:
-    """Kill every process in the cgroup `path`, then remove it."""
-    for _ in range(50):
-        pids = _read(path / "cgroup.procs").split()
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        time.sleep(0.02)
-    try:
-        path.rmdir()
-    except OSError:
-        pass
 
 
 def rlimits(limits: Limits) -> dict[str, int]:
@@ -183,6 +157,81 @@ def python_command(module: str, *args: str) -> list[str]:
     return [python, "-I", "-c", boot, *args]
 
 
+class Reach:
+    """Folders an unprivileged bubblewrap could not reach (under a 0700 /root, say), made
+    reachable for it: `source` binds them at `<stage>/<n>`, and `mount` (in the launching child,
+    as root, before it drops to the sandbox uid) does so in a mount namespace of the child's
+    own, so the host sees nothing but one empty folder. bubblewrap 0.8 resolves `--bind-fd`
+    descriptors back to paths, so descriptors do not help here."""
+
+    def __init__(self, uid: int) -> None:
+        self.uid = uid
+        # In /tmp, not $TMPDIR: the stage itself must be reachable (a 0700 $TMPDIR is not).
+        self.stage = Path(tempfile.mkdtemp(prefix="fslab-reach-", dir="/tmp"))
+        self.binds: list[tuple[str, str]] = []
+
+    def source(self, path: str | Path) -> str:
+        """The path bubblewrap should bind for `path`."""
+        if _reachable(Path(path), self.uid):
+            return str(path)
+        staged = f"{self.stage}/{len(self.binds)}"
+        self.binds.append((str(path), staged))
+        return staged
+
+    def mount(self) -> None:
+        """In the child before exec (root): a private mount namespace holding the binds."""
+        if not self.binds:
+            return
+        ns._check(ns.libc.unshare(ns.CLONE_NEWNS), "unshare")
+        ns._mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+        ns._mount("tmpfs", str(self.stage), "tmpfs", ns.MS_NOSUID, "mode=755,size=64k")
+        for source, staged in self.binds:
+            if os.path.isdir(source):
+                os.mkdir(staged)
+            else:
+                open(staged, "w").close()
+            ns._mount(source, staged, None, ns.MS_BIND | ns.MS_REC)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stage.rmdir()
+
+
+def readable_by_others(paths: list[Path] | tuple[Path, ...]) -> bool:
+    """Whether every file under `paths` is world-readable (and every folder world-listable):
+    only then can a sandbox running as the unprivileged `budgets.SANDBOX_UID` read them. A kit
+    whose data files are 0600 keeps the old mapping to our own uid (see `sandbox_uid_for`)."""
+    for root in paths:
+        for folder, _dirs, files in os.walk(root):
+            if os.stat(folder).st_mode & 0o005 != 0o005:
+                return False
+            for name in files:
+                try:
+                    if not os.stat(os.path.join(folder, name)).st_mode & 0o004:
+                        return False
+                except OSError:
+                    continue
+    return True
+
+
+def sandbox_uid_for(readonly: list[Path] | tuple[Path, ...]) -> int | None:
+    """The host uid a bubblewrap sandbox reading `readonly` runs as (None: our own)."""
+    uid = budgets.sandbox_uid()
+    return uid if uid is not None and readable_by_others(readonly) else None
+
+
+def _reachable(path: Path, uid: int) -> bool:
+    """Whether `uid` (no groups) may look up `path`: every parent folder searchable by it."""
+    for folder in path.parents:
+        try:
+            st = folder.stat()
+        except OSError:
+            return False
+        if not (st.st_mode & 0o001 or (st.st_uid == uid and st.st_mode & 0o100)):
+            return False
+    return True
+
+
 def bwrap_prefix(
     writable: Path,
     readonly: list[Path],
@@ -190,38 +239,73 @@ def bwrap_prefix(
     caps: list[str],
     extra: tuple[str, ...] = (),
     uid: int = NOBODY,
+    reach: Reach | None = None,
 ) -> list[str]:
     """bubblewrap arguments: a fresh view holding /usr, Python, the grader package without its
     suites, `readonly` folders, and one `writable` folder (the cwd); no network.
 
     `uid` is the user inside the sandbox. Any uid but 0 makes bubblewrap nest a second user
     namespace, which locks the sandbox's mounts for its processes (a warm factory needs uid
-    0, without capabilities but CAP_SYS_ADMIN, to give each job its own /proc)."""
+    0, without capabilities but CAP_SYS_ADMIN, to give each job its own /proc).
+
+    With `reach`, bubblewrap runs as the unprivileged `reach.uid`: folders it could not look
+    up are bound from where `reach` puts them (see `Reach`)."""
     package = Path(grader.__file__).resolve().parent
+
+    def bind(kind: str, source: str | Path, target: str | Path | None = None) -> list[str]:
+        target = str(source if target is None else target)
+        return [f"--{kind}", reach.source(source) if reach else str(source), target]
+
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", *caps]
     argv += ["--unshare-user", "--uid", str(uid), "--gid", str(uid)]
-    argv += ["--ro-bind", "/usr", "/usr"]
+    argv += bind("ro-bind", "/usr")
     for link in ("bin", "lib", "lib64", "sbin"):
         target = Path("/") / link
         if target.is_symlink():
             argv += ["--symlink", os.readlink(target), str(target)]
         elif target.is_dir():
-            argv += ["--ro-bind", str(target), str(target)]
+            argv += bind("ro-bind", target)
     for etc in ("/etc/localtime", "/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache"):
         if Path(etc).exists():
-            argv += ["--ro-bind", etc, etc]
+            argv += bind("ro-bind", etc)
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for root in _python_roots():
-        argv += ["--ro-bind", str(root), str(root)]
+        argv += bind("ro-bind", root)
     # The grader package is importable, but its suites (hidden tests) are not there.
-    argv += ["--ro-bind", str(package), str(package)]
+    argv += bind("ro-bind", package)
     if (package / "suites").is_dir():
         argv += ["--tmpfs", str(package / "suites")]
     for path in readonly:
-        argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--bind", str(writable), str(writable), "--chdir", str(writable)]
+        argv += bind("ro-bind", path)
+    argv += [*bind("bind", writable), "--chdir", str(writable)]
     # The sandbox's own root (mount points only) becomes read-only too.
     return argv + [*extra, "--remount-ro", "/"]
+
+
+def close_fds(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
+def enter(
+    group: budgets.Cgroup | None, limits: Limits | None, uid: int | None, reach: Reach | None
+) -> None:
+    """In a child between fork and exec: join `group`, take the limits, make the folders
+    bubblewrap binds reachable, become `uid`."""
+    import resource
+
+    if group is not None:
+        group.add(os.getpid())
+    if reach is not None:
+        reach.mount()
+    for name, value in (rlimits(limits) if limits else {}).items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
 
 
 class _Drain(threading.Thread):
@@ -263,58 +347,85 @@ class Worker:
         self.preload = preload
         self.use_bwrap = bwrap_works() if use_bwrap is None else use_bwrap
         self.proc: subprocess.Popen[bytes] | None = None
-        self.cgroup: Path | None = None
-        self.isolation = "full" if self.use_bwrap else "reduced"
+        self.cgroup: budgets.Cgroup | None = None
+        self.isolation = "full" if self.use_bwrap and budgets.available() else "reduced"
         self._to_worker = self._from_worker = -1
         self._err: _Drain | None = None
+        self._ooms = self._peak = 0
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def _argv(self, in_fd: int, out_fd: int) -> list[str]:
+    def _argv(self, in_fd: int, out_fd: int, reach: Reach | None) -> list[str]:
         cmd = python_command("grader.sandbox.worker", str(in_fd), str(out_fd), *self.preload)
         if not self.use_bwrap:
             return cmd
-        return bwrap_prefix(self.workdir, self.readonly, caps=["--cap-drop", "ALL"]) + cmd
+        prefix = bwrap_prefix(self.workdir, self.readonly, caps=["--cap-drop", "ALL"], reach=reach)
+        return prefix + cmd
 
     def _drop_privileges(self) -> bool:
         """In reduced mode, whether we can and should run the worker as `nobody`."""
         return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
 
+    def new_group(self) -> budgets.Cgroup | None:
+        """This worker's control group, inside its submission's when there is one. Until the
+        worker is ready (our imports, no student code yet) it may use `STARTUP_MEMORY_BYTES`
+        more than the budget; `_budget_from_now` then sets the budget proper."""
+        return budgets.Cgroup.create(
+            parent=budgets.submission_group(),
+            memory_bytes=self.limits.budget_memory_bytes + STARTUP_MEMORY_BYTES,
+            max_processes=self.limits.max_processes,
+        )
+
+    def _budget_from_now(self) -> None:
+        """The worker is ready: from now on the submission may use its memory budget on top of
+        what the worker holds (the libraries it imported are ours, not the submission's; a
+        warm job holds next to nothing of its own, its imports are the factory's)."""
+        if self.cgroup is not None:
+            try:
+                self.cgroup.set_memory(self.cgroup.usage_bytes() + self.limits.budget_memory_bytes)
+            except OSError as exc:
+                self.close()
+                raise WorkerError(f"the sandboxed worker could not be budgeted: {exc}") from None
+
     def start(self) -> None:
         """Start the worker and wait until it has imported its libraries."""
-        self.cgroup = make_cgroup(self.limits.max_processes)
+        self.cgroup = self.new_group()
+        if self.cgroup is None and budgets.available():
+            raise WorkerError("the sandboxed worker could not be budgeted (no control group)")
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         limits, cgroup = self.limits, self.cgroup
-        as_nobody = not self.use_bwrap and self._drop_privileges()
-        if as_nobody:
-            os.chown(self.workdir, NOBODY, NOBODY)
+        uid = sandbox_uid_for(self.readonly) if self.use_bwrap else None
+        if not self.use_bwrap and self._drop_privileges():
+            uid = NOBODY
+        if uid is not None:  # its own folder (what is in it was staged for it: see runner)
+            os.chown(self.workdir, uid, uid)
 
         def preexec() -> None:  # runs in the child between fork and exec
             import resource
 
-            if cgroup is not None:
-                (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-            for name, value in rlimits(limits).items():
-                resource.setrlimit(getattr(resource, name), (value, value))
-            if as_nobody:
+            if not self.use_bwrap and uid is not None:  # the one process cap without bwrap
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
+            enter(cgroup, limits, uid, reach)
 
         env = worker_env(self.workdir)
-        self.proc = subprocess.Popen(
-            self._argv(to_r, from_w),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(to_r, from_w),
-            cwd=self.workdir,
-            env=env,
-            start_new_session=True,
-            preexec_fn=preexec,
-        )
+        reach = Reach(uid) if uid is not None and self.use_bwrap else None
+        try:
+            self.proc = subprocess.Popen(
+                self._argv(to_r, from_w, reach),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(to_r, from_w),
+                cwd=self.workdir,
+                env=env,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        except BaseException:
+            if reach is not None:
+                reach.close()
+            raise
         os.close(to_r)
         os.close(from_w)
         self._to_worker, self._from_worker = to_w, from_r
@@ -325,6 +436,27 @@ class Worker:
         except WorkerError as exc:
             self.close()
             raise WorkerError(f"the sandboxed worker did not start: {exc}") from None
+        finally:  # bubblewrap has made its binds (or failed): the stage folder can go
+            if reach is not None:
+                reach.close()
+        self._budget_from_now()
+
+    def oom_kills(self) -> int:
+        """Processes of this worker the kernel killed for going over the memory budget (the
+        count stays readable after the worker and its group are gone)."""
+        if self.cgroup is not None:
+            self._ooms = max(self._ooms, self.cgroup.oom_kills())
+        return self._ooms
+
+    def peak_bytes(self) -> int:
+        """The most memory this worker's group held at once (0 without a group)."""
+        if self.cgroup is not None:
+            self._peak = max(self._peak, self.cgroup.peak_bytes())
+        return self._peak
+
+    def over_budget(self) -> str:
+        """The learner's message for a worker that went over its memory budget."""
+        return f"used more than {self.limits.budget_memory_bytes >> 20} MiB of memory"
 
     def _read(self, deadline: float) -> tuple[dict[str, Any], list[bytes]]:
         try:
@@ -345,6 +477,8 @@ class Worker:
             return None
 
     def _death_reason(self, code: int | None, fallback: str) -> str:
+        if self.oom_kills():
+            return f"the worker {self.over_budget()} and was stopped"
         if code is None:
             return fallback
         if code < 0:
@@ -408,7 +542,9 @@ class Worker:
 
     def _kill_cgroup(self) -> None:
         if self.cgroup is not None:
-            kill_cgroup(self.cgroup)
+            self.oom_kills()
+            self.peak_bytes()
+            self.cgroup.remove()
             self.cgroup = None
 
     def close(self) -> None:

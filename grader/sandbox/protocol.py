@@ -30,6 +30,13 @@ can become dozens of bytes of Python objects: the header gets a budget of its ow
 MAX_FRAME_ROWS = 20_000_000
 MAX_FRAME_CELLS = 200_000_000
 """A frame may not decode to more than this: a length field costs nothing to send."""
+MAX_DECODED_BYTES = 768 << 20
+"""What the frames of one answer may cost the trusted side once converted to pandas, by the
+estimate of `decoded_bytes` (a null or time64 column sends a bit per cell and receives a
+Python object per cell: 20M such rows are 153 MB on the wire and gigabytes decoded)."""
+OBJECT_CELL_BYTES = 64
+"""Estimated bytes per cell of a column pandas holds as Python objects (a pointer and the
+object: None is shared, a datetime.time or a str is not)."""
 _U64 = struct.Struct("<Q")
 
 
@@ -93,36 +100,40 @@ def encode(value: Any, blobs: list[bytes]) -> Any:
     raise UnsupportedValue(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
-def decode(data: Any, blobs: list[bytes]) -> Any:
+def decode(data: Any, blobs: list[bytes], budget: list[int] | None = None) -> Any:
     """Inverse of `encode`; builds only built-in, numpy and pandas objects.
 
     Anything malformed (bad tags, bad numbers, too deep, too big) raises `ProtocolError`.
+    `budget` (a one-item list, spent as frames are decoded) lets several values of one answer
+    share `MAX_DECODED_BYTES`.
     """
     try:
-        return _decode(data, blobs)
+        return _decode(data, blobs, [MAX_DECODED_BYTES] if budget is None else budget)
     except ProtocolError:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError, KeyError) as exc:
         raise ProtocolError(f"malformed value: {type(exc).__name__}") from None
 
 
-def _decode(data: Any, blobs: list[bytes]) -> Any:
+def _decode(data: Any, blobs: list[bytes], budget: list[int]) -> Any:
+    """`budget[0]`: the decoded bytes the rest of this answer's frames may still cost (one
+    blob named a thousand times costs a thousand times)."""
     import pandas as pd
 
     if data is None or isinstance(data, bool | int | float | str):
         return data
     if isinstance(data, list):
-        return [_decode(v, blobs) for v in data]
+        return [_decode(v, blobs, budget) for v in data]
     if not isinstance(data, dict):
         raise ProtocolError(f"unexpected JSON value of type {type(data).__name__}")
     if "$frame" in data:
-        return _ipc_to_frame(_blob(blobs, data["$frame"]))
+        return _ipc_to_frame(_blob(blobs, data["$frame"]), budget)
     if "$series" in data:
-        frame = _ipc_to_frame(_blob(blobs, data["$series"]))
+        frame = _ipc_to_frame(_blob(blobs, data["$series"]), budget)
         if list(frame.columns) != ["__value__"]:
             raise ProtocolError("malformed series")
         series = frame["__value__"]
-        series.name = _decode(data.get("name"), blobs)
+        series.name = _decode(data.get("name"), blobs, budget)
         return series
     if "$float" in data:
         return float(str(data["$float"]))
@@ -138,7 +149,7 @@ def _decode(data: Any, blobs: list[bytes]) -> Any:
         return pd.NA
     if "$bytes" in data:
         return _blob(blobs, data["$bytes"])
-    return {str(k): _decode(v, blobs) for k, v in data.items()}
+    return {str(k): _decode(v, blobs, budget) for k, v in data.items()}
 
 
 def _blob(blobs: list[bytes], index: Any) -> bytes:
@@ -157,9 +168,10 @@ def _frame_to_ipc(frame: Any) -> bytes:
     return sink.getvalue()
 
 
-def _ipc_to_frame(data: bytes) -> Any:
+def _ipc_to_frame(data: bytes, budget: list[int] | None = None) -> Any:
     import pyarrow as pa
 
+    budget = [MAX_DECODED_BYTES] if budget is None else budget
     try:
         _refuse_compression(data)
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
@@ -168,12 +180,46 @@ def _ipc_to_frame(data: bytes) -> Any:
                 raise ProtocolError(f"column {column.name!r} has a nested type ({column.type})")
         if table.num_rows > MAX_FRAME_ROWS or table.num_rows * table.num_columns > MAX_FRAME_CELLS:
             raise ProtocolError(f"frame too large ({table.num_rows} rows)")
+        cost = decoded_bytes(table)
+        if cost > budget[0]:
+            raise ProtocolError(
+                f"frame too large to read ({table.num_rows} rows would take about "
+                f"{cost >> 20} MiB; at most {MAX_DECODED_BYTES >> 20} MiB per answer)"
+            )
+        budget[0] -= cost
         # Every offset and length checked against its buffers: a forged one would make the
         # conversion below read outside them (a crash of the trusted process).
         table.validate(full=True)
         return table.to_pandas()
     except (pa.ArrowException, OSError, ValueError, TypeError, LookupError, struct.error) as exc:
         raise ProtocolError(f"malformed frame: {exc}") from None
+
+
+def decoded_bytes(table: Any) -> int:
+    """An upper estimate of what `table.to_pandas()` allocates, from its schema and buffer
+    sizes alone (nothing converted yet): fixed-width columns cost their width per row, columns
+    pandas holds as Python objects `OBJECT_CELL_BYTES` per row plus their data, and the index
+    columns count like any other."""
+    import pyarrow as pa
+
+    total = 0
+    rows = table.num_rows
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_dictionary(kind):  # a categorical: codes per row, values once
+            total += rows * 8 + column.nbytes
+            continue
+        if pa.types.is_timestamp(kind) or pa.types.is_duration(kind):
+            total += rows * 8
+        elif pa.types.is_boolean(kind):
+            total += rows
+        elif (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and column.null_count:
+            total += rows * 8 + rows  # nulls: float64 or a masked array
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            total += rows * 8
+        else:  # null, strings, binary, date, time, decimal, ...: an object per cell
+            total += rows * OBJECT_CELL_BYTES + column.nbytes
+    return total
 
 
 def _flat(kind: Any) -> bool:

@@ -200,6 +200,8 @@ class StudentProxy:
         self.timeouts = 0
         self.jobs: SharedWorker | None = None
         """The worker of `job` calls (never loads student code), started on the first."""
+        self.over_budget: str | None = None
+        """Why the exercise is an error: its worker went over the memory budget."""
 
     @property
     def workdir(self) -> Path:
@@ -246,14 +248,25 @@ class StudentProxy:
         worker = self.shared.worker
         assert worker is not None
         limit = self._timeout(timeout)
+        ooms = worker.oom_kills()
         try:
-            return worker.request(header, blobs, timeout=limit)
+            answer = worker.request(header, blobs, timeout=limit)
         except WorkerTimeout:
             self.timed_out = True
             self.timeouts += 1
             raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
         except WorkerError as exc:
+            self._check_budget(worker, ooms)
             raise StudentCrash(str(exc)) from None
+        self._check_budget(worker, ooms)
+        return answer
+
+    def _check_budget(self, worker: Worker, before: int) -> None:
+        """The kernel killed a process of this call for memory (the worker itself or one it
+        started): the call failed, whatever it answered."""
+        if worker.oom_kills() > before:
+            self.over_budget = f"the submission {worker.over_budget()} (its budget)"
+            raise StudentCrash(f"{self.over_budget}: the call was stopped")
 
     def _run(self, header: dict[str, Any], name: str, args, kwargs, timeout) -> Any:
         self._ensure_worker()
@@ -263,6 +276,7 @@ class StudentProxy:
         started = time.monotonic()
         answer, out_blobs = self._send(header, blobs, timeout)
         seconds = time.monotonic() - started
+        budget = [protocol.MAX_DECODED_BYTES]  # one answer's frames share it
         try:
             after = answer.get("args_after")
             self.last = CallResult(
@@ -270,11 +284,11 @@ class StudentProxy:
                 stderr=str(answer.get("stderr", "")),
                 seconds=seconds,
                 cpu_seconds=_seconds(answer.get("cpu_s")),
-                args_after=protocol.decode(after, out_blobs) if after is not None else None,
+                args_after=protocol.decode(after, out_blobs, budget) if after is not None else None,
             )
             if "error" in answer:
                 raise StudentError(name, answer["error"])
-            return protocol.decode(answer.get("value"), out_blobs)
+            return protocol.decode(answer.get("value"), out_blobs, budget)
         except protocol.ProtocolError as exc:
             raise StudentCrash(f"{name} returned data the grader cannot read: {exc}") from None
 

@@ -4,7 +4,13 @@ A `Zygote` is one bubblewrap sandbox, started once per batch slot, that has impo
 pyarrow and Feast (see `grader.sandbox.zygote`). Every worker a submission needs is then a fork
 of it (`ZygoteWorker`), isolated in its own namespaces with only its own folder visible, instead
 of a fresh interpreter that pays the imports again. The pool folder is the only writable folder
-the zygote sees; each job gets a sub-folder of it.
+the zygote sees; each job gets a sub-folder of it. Where we are root the pool is a tmpfs of
+`Limits.disk_bytes` (one submission at a time per slot: the submission's disk budget), and
+the factory runs as the unprivileged host uid `budgets.SANDBOX_UID`.
+
+Each job gets a control group of its own (`grader.sandbox.budgets`): the factory hands us the
+job's pidfd with its "spawned" answer, we read the job's host pid from it and move the job
+into its group before sending it any request (no student code has run yet).
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grader.sandbox import budgets
 from grader.sandbox.bubblewrap import (
     Limits,
+    Reach,
     Worker,
     WorkerError,
     _Drain,
     bwrap_prefix,
-    kill_cgroup,
-    make_cgroup,
+    close_fds,
+    enter,
     python_command,
     rlimits,
+    sandbox_uid_for,
     worker_env,
 )
 from grader.sandbox.zygote import HOLD
@@ -48,29 +57,38 @@ class Zygote:
         self.readonly = [Path(p).resolve() for p in readonly]
         self.preload = preload
         self.limits = limits or Limits()
+        self.uid = sandbox_uid_for(self.readonly)
+        self.sized_pool = budgets.private_tmpfs(
+            self.pool, self.limits.disk_bytes, self.limits.disk_inodes, uid=self.uid
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
-        self.cgroup: Path | None = None
+        self.cgroup: budgets.Cgroup | None = None
         self.ended: dict[int, int] = {}
+        self.reach: Reach | None = None
+        self.pidfds: dict[int, int] = {}
+        """Job pid (in the factory's namespace) -> its pidfd, until it is put in its group."""
         self.owner = os.getpid()
 
     def start(self) -> Zygote:
         """Launch the factory; `wait_ready` waits for its imports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        # Room for a fork bomb to be stopped, shared by the jobs of this slot (one at a time).
-        self.cgroup = make_cgroup(self.limits.max_processes * 2)
-        cgroup = self.cgroup
-
-        def preexec() -> None:
-            if cgroup is not None:
-                (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        # The factory's own group: room for a job's fork bomb until the job is in its group.
+        self.cgroup = budgets.Cgroup.create(max_processes=self.limits.max_processes * 2)
+        cgroup, uid = self.cgroup, self.uid
+        if uid is not None:
+            os.chown(self.pool, uid, uid)
 
         # CAP_SYS_ADMIN builds each job's mounts; CAP_SETPCAP lets a job empty its bounding set.
         caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"]
-        argv = bwrap_prefix(self.pool, self.readonly, caps=caps, extra=("--dir", HOLD), uid=0)
+        reach = Reach(uid) if uid is not None else None
+        argv = bwrap_prefix(
+            self.pool, self.readonly, caps=caps, extra=("--dir", HOLD), uid=0, reach=reach
+        )
         argv += python_command(
             "grader.sandbox.zygote", str(theirs.fileno()), str(self.pool), *self.preload
         )
+        self.reach = reach
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -79,7 +97,7 @@ class Zygote:
             pass_fds=(theirs.fileno(),),
             env=worker_env(self.pool),
             start_new_session=True,
-            preexec_fn=preexec,
+            preexec_fn=lambda: enter(cgroup, None, uid, reach),
         )
         theirs.close()
         self.sock = ours
@@ -91,6 +109,8 @@ class Zygote:
     def wait_ready(self) -> Zygote:
         """Wait until the factory has imported its libraries (start several, then wait)."""
         message = self._receive(self.started + self.limits.start_timeout_s)
+        if self.reach is not None:  # bubblewrap has made its binds (or failed)
+            self.reach.close()
         if message is None or message.get("op") != "ready":
             self.close()
             raise WorkerError(f"the warm worker factory did not start: {self._err.text()[-300:]}")
@@ -106,26 +126,45 @@ class Zygote:
             ready, _, _ = select.select([self.sock], [], [], left)
             if not ready:
                 return None
-            data = self.sock.recv(65536)
-            if not data:
+            message = self._take()
+            if message is None:
                 return None
-            message = json.loads(data)
-            if message.get("op") == "ended":
-                self.ended[int(message["pid"])] = int(message["code"])
             return message
+
+    def _take(self) -> dict[str, Any] | None:
+        """Read one control message (a "spawned" one carries the job's pidfd)."""
+        assert self.sock is not None
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 1)
+        if not data:
+            close_fds(list(fds))
+            return None
+        message = json.loads(data)
+        if message.get("op") == "ended":
+            self.ended[int(message["pid"])] = int(message["code"])
+        if message.get("op") == "spawned" and fds and message.get("pid"):
+            old = self.pidfds.pop(int(message["pid"]), None)
+            close_fds([old] if old is not None else [])
+            self.pidfds[int(message["pid"])] = fds.pop()
+        close_fds(list(fds))
+        return message
 
     def _drain(self) -> None:
         """Read every pending control message (job endings) without waiting."""
         while self.sock is not None:
             ready, _, _ = select.select([self.sock], [], [], 0)
-            if not ready:
+            if not ready or self._take() is None:
                 return
-            data = self.sock.recv(65536)
-            if not data:
-                return
-            message = json.loads(data)
-            if message.get("op") == "ended":
-                self.ended[int(message["pid"])] = int(message["code"])
+
+    def clear(self) -> None:
+        """Empty the pool (after a submission, whatever became of its grading process): the
+        next submission of this slot gets the whole disk budget."""
+        import shutil
+
+        for path in self.pool.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def new_folder(self, name: str) -> Path:
         """A fresh folder in the pool (the only place a job can be given)."""
@@ -167,6 +206,23 @@ class Zygote:
                 pid = int(message["pid"])
                 self.ended.pop(pid, None)  # an earlier job that had the same pid
                 return pid, to_w, from_r, out_r
+
+    def host_pid(self, pid: int) -> int | None:
+        """The host pid of job `pid`, read from the pidfd the factory sent (race-free: a
+        pidfd names one process, never a later one with the same number)."""
+        fd = self.pidfds.pop(pid, None)
+        if fd is None:
+            return None
+        try:
+            for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+                if line.startswith("Pid:"):
+                    found = int(line.split()[1])
+                    return found if found > 0 else None
+            return None
+        except (OSError, ValueError):
+            return None
+        finally:
+            os.close(fd)
 
     def is_ended(self, pid: int) -> bool:
         self._drain()
@@ -217,8 +273,13 @@ class Zygote:
                 self.proc.wait(timeout=10)
             self.proc = None
         if self.cgroup is not None:
-            kill_cgroup(self.cgroup)
+            self.cgroup.remove()
             self.cgroup = None
+        close_fds(list(self.pidfds.values()))
+        if self.reach is not None:
+            self.reach.close()
+        if self.sized_pool:
+            budgets.release_tmpfs(self.pool)
         import shutil
 
         shutil.rmtree(self.pool, ignore_errors=True)
@@ -233,15 +294,29 @@ class ZygoteWorker(Worker):
         self.pid: int | None = None
 
     def start(self) -> None:
+        uid = self.zygote.uid
+        if uid is not None:  # the job's own folder (see runner for what is in it)
+            os.chown(self.workdir, uid, uid)
         self.pid, self._to_worker, self._from_worker, output = self.zygote.spawn(
             self.workdir, self.limits
         )
         self._err = _Drain(os.fdopen(output, "rb"), self.limits.output_bytes)
+        host_pid = self.zygote.host_pid(self.pid)
+        if budgets.available():  # a job that cannot be budgeted is never given student code
+            self.cgroup = self.new_group() if host_pid is not None else None
+            try:
+                if self.cgroup is None:
+                    raise OSError("no control group")
+                self.cgroup.add(host_pid)  # type: ignore[arg-type]
+            except OSError as exc:
+                self.close()
+                raise WorkerError(f"the sandboxed worker could not be budgeted: {exc}") from None
         try:
             self._read(time.monotonic() + self.limits.start_timeout_s)
         except WorkerError as exc:
             self.close()
             raise WorkerError(f"the sandboxed worker did not start: {exc}") from None
+        self._budget_from_now()
 
     def _exit_code(self) -> int | None:
         return self.zygote.wait_ended(self.pid, 5) if self.pid is not None else None
@@ -253,6 +328,7 @@ class ZygoteWorker(Worker):
     def kill(self) -> None:
         if self.pid is not None:
             self.zygote.kill(self.pid)
+        self._kill_cgroup()
         for fd in (self._to_worker, self._from_worker):
             if fd >= 0:
                 try:

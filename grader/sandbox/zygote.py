@@ -16,7 +16,7 @@ sandbox's user namespace only to build these mounts) before any student code is 
 
 Control messages (SOCK_SEQPACKET, JSON, file descriptors by SCM_RIGHTS):
   -> {"op": "spawn", "dir": str, "limits": {...}, "token": str} + [in_fd, out_fd, output_fd]
-  <- {"op": "spawned", "pid": int, "token": str} (pid 0: the job could not be built)
+  <- {"op": "spawned", "pid": int, "token": str} + [pidfd] (pid 0, no pidfd: not built)
   -> {"op": "kill", "pid": int}
   -> {"op": "killall"}                          (between two submissions, to be sure)
   <- {"op": "ended", "pid": int, "code": int}   (whenever a job ends, killed or not)
@@ -223,9 +223,14 @@ def main(argv: list[str] | None = None) -> int:
                 if request["op"] == "spawn" and len(fds) == 3:
                     request["pool"] = pool_root
                     pid = spawn(request, fds, jobs, ctrl)
+                    answer = {"op": "spawned", "pid": pid, "token": request.get("token")}
                     if pid:
-                        jobs[os.pidfd_open(pid)] = pid
-                    _send(ctrl, {"op": "spawned", "pid": pid, "token": request.get("token")})
+                        pidfd = os.pidfd_open(pid)
+                        jobs[pidfd] = pid
+                        # The grader reads the job's host pid from it to put it in its group.
+                        socket.send_fds(ctrl, [json.dumps(answer).encode()], [pidfd])
+                    else:
+                        _send(ctrl, answer)
                 elif request["op"] == "kill" and request.get("pid") in jobs.values():
                     os.kill(int(request["pid"]), signal.SIGKILL)
                 elif request["op"] == "killall":
