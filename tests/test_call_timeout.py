@@ -38,3 +38,12 @@ def test_a_suite_may_ask_for_less_than_the_call_timeout(sleeper):
 
 def test_within_the_cap_a_requested_timeout_is_honoured(sleeper):
     assert sleeper.call("nap", 3, _timeout=5) == 3  # longer than --call-timeout, under the cap
+
+
+def test_the_help_states_the_slow_call_multiple():
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    output = CliRunner().invoke(cli, ["batch", "--help"], terminal_width=200).output
+    assert f"up to {SLOW_CALL_FACTOR:g} x this, never more" in output

@@ -108,3 +108,15 @@ def test_a_scorecard_renders_forged_feedback_inertly(monkeypatch, capsys):
     assert "[red]x[/red]" in out
     own = [line for line in out.splitlines() if line.startswith(("Total:", "All tests"))]
     assert own == ["Total: 0/30 (1.0s)"], "only the grader's own total starts a line"
+
+
+def test_gradescope_results_are_declared_plain_text_and_carry_no_controls():
+    card = _card("<script>alert(1)</script>\x1b[31mred\x1b[0m\rover", error="<b>\x1b]0;t\x07x</b>")
+    card.error = "\x1b[2Jbroken"
+    results = card.to_gradescope()
+    assert results["output_format"] == results["test_output_format"] == "text"
+    assert results["test_name_format"] == "text"
+    for test in results["tests"]:
+        assert test["output_format"] == test["name_format"] == "text"
+        assert test["output"] == "<script>alert(1)</script>red\nover"
+    assert "\x1b" not in results["output"] and "Grading error: broken" in results["output"]
