@@ -173,7 +173,8 @@ def grading_options(func):
         type=click.FloatRange(min=1),
         default=60.0,
         show_default=True,
-        help="Seconds one call into student code may take.",
+        help="Seconds one call into student code may take (a known-slow Feast call: up to "
+        "3 x this, never more).",
     )(func)
     return func
 

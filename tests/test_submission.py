@@ -119,3 +119,90 @@ def test_the_staged_copy_is_private(tmp_path):
     (sub / "pit_join.py").write_bytes(GOOD)
     staged = stage(sub, tmp_path / "out", KIT)["ex2_pit_join"]
     assert staged.path.parent != sub and sub not in staged.path.parents
+
+
+def _special(path: Path, kind: str) -> None:
+    import os
+    import socket
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # like /dev/null
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+
+
+@pytest.mark.parametrize("kind, words", [("fifo", "a FIFO"), ("device", "a character device"),
+                                         ("socket", "a socket")])  # fmt: skip
+def test_special_files_are_refused_at_once_and_the_rest_is_staged(tmp_path, kind, words):
+    import threading
+
+    sub = tmp_path / "mallory"
+    sub.mkdir()
+    _special(sub / "pit_join.py", kind)
+    (sub / "freshness.py").write_bytes(b"x = 1\n")
+    result: dict = {}
+    # A blocking open of a FIFO would never return: stage in a thread and give it a bound.
+    worker = threading.Thread(target=lambda: result.update(stage(sub, tmp_path / "out", KIT)))
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():  # unblock the thread so the test run can end, then fail
+        if kind == "fifo":
+            open(sub / "pit_join.py", "wb").close()
+        worker.join(5)
+        pytest.fail("staging blocked on a special file")
+    assert result["ex2_pit_join"].status == "error"
+    assert result["ex2_pit_join"].reason == f"pit_join.py is {words}, not a regular file"
+    assert result["ex3_freshness"].status == "ok"
+
+
+def test_oversized_files_are_refused_without_reading_them(tmp_path):
+    sub = tmp_path / "big"
+    sub.mkdir()
+    with open(sub / "pit_join.py", "wb") as fh:
+        fh.truncate(50 << 20)  # sparse: 50 MiB that cost no disk
+    staged = stage(sub, tmp_path / "out", KIT)["ex2_pit_join"]
+    assert staged.status == "error" and "larger than 1024 KiB" in staged.reason
+
+
+def test_special_file_zip_entries_are_refused(tmp_path):
+    archive = tmp_path / "zed.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("zed/pit_join.py")
+        info.external_attr = (stat.S_IFIFO | 0o644) << 16
+        zf.writestr(info, GOOD)
+        zf.writestr("zed/freshness.py", b"x = 1\n")
+    staged = stage(archive, tmp_path / "out", KIT)
+    assert staged["ex2_pit_join"].status == "error" and "a FIFO" in staged["ex2_pit_join"].reason
+    assert staged["ex3_freshness"].status == "ok"
+
+
+def test_a_fifo_named_like_a_zip_is_a_submission_error_not_a_hang(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.zip")
+    with pytest.raises(SubmissionError, match="pipe.zip is a FIFO"):
+        stage(tmp_path / "pipe.zip", tmp_path / "out", KIT)
+
+
+def test_a_corrupt_zip_entry_costs_only_its_exercise(tmp_path):
+    archive = tmp_path / "crc.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pit_join.py", GOOD * 50)
+        zf.writestr("freshness.py", b"x = 1\n")
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"pit_join.py") + len("pit_join.py")
+    data[start + 10] ^= 0xFF  # damage the compressed bytes of the first entry
+    archive.write_bytes(bytes(data))
+    staged = stage(archive, tmp_path / "out", KIT)
+    assert staged["ex2_pit_join"].status == "error"
+    assert "cannot be read from the zip" in staged["ex2_pit_join"].reason
+    assert staged["ex3_freshness"].status == "ok"
+
+
+def test_ids_are_the_entry_name_without_zip_and_without_control_characters(tmp_path):
+    assert submission_id(tmp_path / "alice.ZIP") == "alice"
+    assert submission_id(tmp_path / "\x1b]0;x\x07bob\x1b[2J") == "bob"

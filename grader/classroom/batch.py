@@ -2,7 +2,9 @@
 
 Every entry of the folder (a sub-folder or a `.zip`) is one submission. Each gets its own
 forked grading process; at most `workers` run at once. Outputs, each written atomically:
-`OUT/<id>.json`, `OUT/<id>.gradescope.json`, `OUT/gradebook.csv`, `OUT/summary.json`.
+`OUT/<stem>.json`, `OUT/<stem>.gradescope.json`, `OUT/gradebook.csv`, `OUT/summary.json`, where
+`<stem>` is the submission's id when that is a safe, unique file name and `<slug>-<hash8>`
+otherwise (`grader.classroom.outputs`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from grader.classroom import regrade
+from grader.classroom.outputs import assign_stems, gradescope_name, scorecard_name, unique_ids
 from grader.course.kit import Kit
 from grader.grading.child import ChildGrading, start_child
 from grader.grading.options import GradingOptions
+from grader.grading.safe_text import clean_line, csv_cell
 from grader.grading.scorecard import Scorecard, read_scorecard, write_json_atomic, write_text_atomic
-from grader.grading.staging import submission_id
 from grader.grading.suites import suite_digest
 
 
@@ -32,17 +35,23 @@ class BatchError(Exception):
 @dataclass(frozen=True)
 class Entry:
     id: str
+    """The submission's id (data: scorecards and the gradebook show it)."""
     path: Path
+    stem: str = ""
+    """The safe file stem of its outputs in the batch's folder."""
 
 
 def find_submissions(folder: Path, out: Path) -> list[Entry]:
-    """The submissions in `folder`, sorted by id; refuses bad layouts with `BatchError`."""
+    """The submissions in `folder`, sorted by id, each with a unique id and output stem.
+
+    Refuses bad layouts (no folder, no submissions, `out` inside `folder`) with `BatchError`.
+    """
     if not folder.is_dir():
         raise BatchError(f"{folder} is not a folder of submissions")
     folder, out = folder.resolve(), out.resolve()
     if out == folder or folder in out.parents:
         raise BatchError(f"the output folder {out} must not be inside the submissions folder")
-    entries: dict[str, Entry] = {}
+    paths = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith((".", "__MACOSX")):
             continue
@@ -50,36 +59,43 @@ def find_submissions(folder: Path, out: Path) -> list[Entry]:
             continue  # never followed: a link could point at anyone's files
         if not (path.is_dir() or path.suffix.lower() == ".zip"):
             continue
-        sid = submission_id(path)
-        if sid in entries:
-            raise BatchError(f"two submissions are both called {sid!r} (a folder and a .zip?)")
-        entries[sid] = Entry(sid, path)
-    if not entries:
+        paths.append(path)
+    if not paths:
         raise BatchError(f"{folder} holds no submissions (sub-folders or .zip files)")
-    return list(entries.values())
+    ids = unique_ids(paths)
+    stems = assign_stems(list(ids.values()))
+    entries = [Entry(ids[p], p, stems[ids[p]]) for p in paths]
+    return sorted(entries, key=lambda e: e.id)
 
 
-def current_scorecard(path: Path, digest: str) -> Scorecard | None:
-    """The scorecard at `path` if it is readable, graded, and made by the suites `digest`."""
+def current_scorecard(path: Path, digest: str, sid: str | None = None) -> Scorecard | None:
+    """The scorecard at `path` if it is readable, graded, made by the suites `digest` and (given
+    `sid`) for that submission."""
     try:
         card = read_scorecard(path)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    if sid is not None and card.submission != sid:
         return None
     return card if card.suite_digest == digest and card.status == "graded" else None
 
 
-def gradebook_csv(kit: Kit, cards: list[Scorecard]) -> str:
-    """One row per submission, one column per exercise, then the total and the status."""
+def gradebook_csv(kit: Kit, cards: list[Scorecard], files: dict[str, str] | None = None) -> str:
+    """One row per submission, one column per exercise, then the total, the status and the
+    scorecard's file name (`files` maps ids to it; empty where none was written).
+
+    Every text cell goes through `csv_cell`: a spreadsheet never runs an id as a formula.
+    """
+    files = files or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     slugs = [ex.slug for ex in kit.exercises]
-    writer.writerow(["submission", *slugs, "total", "max_score", "status"])
+    writer.writerow(["submission", *slugs, "total", "max_score", "status", "file"])
     for card in sorted(cards, key=lambda c: c.submission):
         scores = {ex.slug: ex.score for ex in card.exercises}
-        row = [f"{scores.get(s, 0.0):g}" for s in slugs]
-        writer.writerow(
-            [card.submission, *row, f"{card.score:g}", f"{card.max_score:g}", card.status]
-        )
+        row = [scores.get(s, 0.0) for s in slugs]
+        cells = [card.submission, *row, card.score, card.max_score, card.status]
+        writer.writerow([csv_cell(c) for c in [*cells, files.get(card.submission, "")]])
     return buffer.getvalue()
 
 
@@ -123,10 +139,19 @@ def summary(kit: Kit, cards: list[Scorecard], seconds: float, workers: int) -> d
     }
 
 
-def write_outputs(out: Path, card: Scorecard) -> None:
-    """A submission's scorecard and Gradescope results, each written atomically."""
-    card.write(out / f"{card.submission}.json")
-    write_json_atomic(out / f"{card.submission}.gradescope.json", card.to_gradescope())
+def write_outputs(out: Path, stem: str, card: Scorecard) -> None:
+    """A submission's Gradescope results and scorecard, each written atomically.
+
+    The scorecard comes last: `--resume` takes it as the sign that the submission is done.
+    """
+    write_json_atomic(out / gradescope_name(stem), card.to_gradescope())
+    card.write(out / scorecard_name(stem))
+
+
+def unwritten(card: Scorecard, exc: OSError) -> Scorecard:
+    """`card` marked as an error: its outputs could not be written (it keeps its scores)."""
+    reason = f"its outputs could not be written: {exc.strerror or exc}"
+    return replace(card, status="error", error=clean_line(reason))
 
 
 def run_batch(
@@ -167,17 +192,30 @@ def run_batch(
     previous = regrade.previous_scorecards(compare or out, digest, other_digest_only=not compare)
     if compare is not None and not previous:
         raise BatchError(f"{compare} holds no scorecards to compare with")
+    files: dict[str, str] = {}
+    stems = {e.id: e.stem for e in entries}
     for entry in entries:
-        done = current_scorecard(out / f"{entry.id}.json", digest) if resume else None
+        done = None
+        if resume:
+            done = current_scorecard(out / scorecard_name(entry.stem), digest, entry.id)
         if done is None:
             pending.append(entry)
             continue
         cards.append(done)
+        files[entry.id] = scorecard_name(entry.stem)
         if on_done:
             on_done(done, len(cards), len(entries))
 
     def finished(card: Scorecard) -> None:
-        write_outputs(out, card)
+        # The child names the card with the id it was given: the entry's, cleaned already.
+        stem = stems.get(card.submission)
+        try:
+            if stem is None:
+                raise OSError(f"no output name for {card.submission!r}")
+            write_outputs(out, stem, card)
+            files[card.submission] = scorecard_name(stem)
+        except OSError as exc:  # costs this submission, never the batch
+            card = unwritten(card, exc)
         cards.append(card)
         if on_done:
             on_done(card, len(cards), len(entries))
@@ -192,10 +230,13 @@ def run_batch(
     else:
         _run_local(kit, pending, workers, options, finished, warm=warm)
     cards.sort(key=lambda c: c.submission)
-    write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards))
-    figures = summary(kit, cards, time.monotonic() - started, workers)
-    figures["source"] = str(folder.resolve())  # lets `grade similarity RESULTS` find the code
-    write_json_atomic(out / "summary.json", figures)
+    try:
+        write_text_atomic(out / "gradebook.csv", gradebook_csv(kit, cards, files))
+        figures = summary(kit, cards, time.monotonic() - started, workers)
+        figures["source"] = str(folder.resolve())  # lets `grade similarity RESULTS` find the code
+        write_json_atomic(out / "summary.json", figures)
+    except OSError as exc:
+        raise BatchError(f"cannot write the gradebook or summary in {out}: {exc}") from None
     if compare is not None or previous:
         regrade.write_regrade(out, regrade.diff(previous, cards, digest))
     else:

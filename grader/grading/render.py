@@ -13,13 +13,12 @@ from pathlib import Path
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from grader.course.kit import Kit
-from grader.grading.safe_text import clean, plain
+from grader.grading.safe_text import clean, plain, shown_id
 from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
 
 
@@ -253,7 +252,7 @@ def batch_progress(total: int) -> Iterator[Callable[[Scorecard, int, int], None]
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             console=out,
         ) as progress:
             task = progress.add_task("", total=total)
@@ -262,7 +261,7 @@ def batch_progress(total: int) -> Iterator[Callable[[Scorecard, int, int], None]
                 progress.update(
                     task,
                     completed=done,
-                    description=escape(f"{clean(card.submission)}: {card.score:g}"),
+                    description=f"{shown_id(card.submission)}: {card.score:g}",
                 )
 
             yield update
@@ -270,7 +269,7 @@ def batch_progress(total: int) -> Iterator[Callable[[Scorecard, int, int], None]
 
     def line(card: Scorecard, done: int, total_: int) -> None:
         print(
-            f"[{done}/{total_}] {clean(card.submission)}: "
+            f"[{done}/{total_}] {shown_id(card.submission)}: "
             f"{card.score:g}/{card.max_score:g} ({card.status})",
             flush=True,
         )

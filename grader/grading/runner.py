@@ -25,6 +25,7 @@ import grader
 from grader.course.kit import Kit
 from grader.grading import oracle
 from grader.grading.options import GradingOptions
+from grader.grading.safe_text import clean_line, clean_text
 from grader.grading.scorecard import ExerciseResult, Scorecard, TestResult
 from grader.grading.staging import (
     ShippedSubmission,
@@ -173,8 +174,23 @@ def current() -> GradingContext:
     return _CURRENT
 
 
+MAX_FEEDBACK = 4000
+"""Characters of one test's feedback: it quotes student values, which can be huge."""
+MAX_REASON = 500
+"""Characters of an exercise's one-line error."""
+
+
 def _feedback(exc: BaseException) -> tuple[str, str]:
-    """(status, learner feedback) for an exception that ended a test."""
+    """(status, learner feedback) for an exception that ended a test.
+
+    The text quotes student data (values, exception messages): it is stored as plain text,
+    control characters and escape sequences stripped (`grader.grading.safe_text`).
+    """
+    status, text = _raw_feedback(exc)
+    return status, clean_text(text, MAX_FEEDBACK)
+
+
+def _raw_feedback(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, AssertionError):
         return "failed", (str(exc).strip() or "The check failed.")
     if isinstance(exc, StudentTimeout):
@@ -279,6 +295,7 @@ def _exercise_results(
             status, error = "passed", None
         else:
             status, error = "failed", None
+        error = clean_line(error, MAX_REASON) if error is not None else None
         out.append(ExerciseResult(ex.slug, score, ex.points, status, error, tests))
     return out
 
@@ -303,7 +320,7 @@ def grade_submission(
     graded_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     if isinstance(source, ShippedSubmission) and name is None:
         raise ValueError("a shipped submission needs its name")
-    sub_id = name or submission_id(source)  # type: ignore[arg-type]
+    sub_id = clean_line(name) if name else submission_id(source)  # type: ignore[arg-type]
     bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
     sandboxed = bwrapped and budgets.available()  # no budgets: reduced isolation
     base = dict(
@@ -334,11 +351,12 @@ def grade_submission(
             else:
                 staged = stage(source, workroot / "submission", kit)
         except SubmissionError as exc:
+            reason = clean_line(exc, MAX_REASON)
             return Scorecard(
-                **base, status="error", error=str(exc), score=0.0,
+                **base, status="error", error=reason, score=0.0,
                 duration_s=round(time.monotonic() - started, 3),
                 exercises=[
-                    ExerciseResult(s, 0.0, kit.exercise(s).points, "error", str(exc), [])
+                    ExerciseResult(s, 0.0, kit.exercise(s).points, "error", reason, [])
                     for s in slugs
                 ],
             )  # fmt: skip
@@ -356,7 +374,7 @@ def grade_submission(
         finally:
             ctx.close()
             _CURRENT = None
-        error = "; ".join(collector.collect_errors) or None
+        error = clean_line("; ".join(collector.collect_errors)) or None
         return Scorecard(
             **base,
             status="error" if error else "graded",
@@ -375,8 +393,9 @@ def error_scorecard(
     kit: Kit, name: str, slugs: list[str], reason: str, seconds: float
 ) -> Scorecard:
     """A scorecard for a submission that could not be graded at all."""
+    reason = clean_line(reason, MAX_REASON)
     return Scorecard(
-        submission=name,
+        submission=clean_line(name),
         graded_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         grader_version=grader.__version__,
         suite_digest=suite_digest(kit),

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from grader.grading.safe_text import clean_line, clean_text
+
 SCHEMA_VERSION = 1
 TestStatus = Literal["passed", "failed", "error", "timeout"]
 ExerciseStatus = Literal["passed", "failed", "error", "timeout", "missing"]
@@ -91,28 +93,37 @@ class Scorecard:
         return cls(**data, exercises=exercises)
 
     def to_gradescope(self, hidden_visibility: str = "after_due_date") -> dict[str, Any]:
-        """Gradescope `results.json`: one entry per test, hidden tests shown per the setting."""
+        """Gradescope `results.json`: one entry per test, hidden tests shown per the setting.
+
+        Plain text only: every name and output is declared `text` (Gradescope's default,
+        `simple_format`, would render some HTML) and carries no control characters.
+        """
         tests = []
         for ex in self.exercises:
             for t in ex.tests:
                 tests.append(
                     {
-                        "name": t.id,
+                        "name": clean_line(t.id),
+                        "name_format": "text",
                         "number": ex.slug,
                         "score": t.points,
                         "max_score": t.max_points,
                         "status": "passed" if t.status == "passed" else "failed",
-                        "output": t.feedback,
+                        "output": clean_text(t.feedback),
+                        "output_format": "text",
                         "visibility": "visible" if t.visibility == "public" else hidden_visibility,
                     }
                 )
         lines = [f"{ex.slug}: {ex.score:g}/{ex.max_score:g} ({ex.status})" for ex in self.exercises]
         if self.error:
-            lines.insert(0, f"Grading error: {self.error}")
+            lines.insert(0, f"Grading error: {clean_line(self.error)}")
         return {
             "score": self.score,
             "execution_time": round(self.duration_s, 2),
             "output": "\n".join(lines),
+            "output_format": "text",
+            "test_output_format": "text",
+            "test_name_format": "text",
             "visibility": "visible",
             "stdout_visibility": "hidden",
             "tests": tests,
@@ -132,7 +143,9 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temp file and a rename: all or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The name is cut so the temp name stays legal (255 bytes) however long `path`'s is.
+    short = os.fsdecode(os.fsencode(path.name)[:100])
+    fd, tmp = tempfile.mkstemp(prefix=f".{short}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

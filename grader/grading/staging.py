@@ -1,9 +1,11 @@
 """Finding and copying a submission's exercise files, safely.
 
 Only the exercise files named in the manifest are taken, found by file name anywhere in the
-submission (the shallowest first), read without following symlinks, checked (UTF-8 text,
-compiles) and copied into a fresh private folder. Zip entries are read in memory and never
-extracted; absolute, `..` and link entries are refused. The submission itself is only read.
+submission (the shallowest first), read without following symlinks and without blocking (a
+FIFO, device or socket under an exercise file's name is refused at once, never opened),
+checked (size, UTF-8 text, compiles) and copied into a fresh private folder. Zip entries are
+read in memory and never extracted; absolute, `..`, link and special-file entries are refused.
+The submission itself is only read.
 A notebook `<module>.ipynb` stands in for a missing `<module>.py`: its code cells become the
 module, by parsing only (`grader.grading.notebook`).
 """
@@ -15,14 +17,20 @@ import binascii
 import os
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from grader.course.kit import Kit
 from grader.grading.notebook import MAX_NOTEBOOK_BYTES, NotebookError, notebook_to_module
+from grader.grading.safe_text import clean_line
 
 MAX_FILE_BYTES = 1 << 20
+_ZIP_ENTRY_ERRORS = (
+    zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError,
+    zlib.error,
+)  # fmt: skip
 
 
 class SubmissionError(Exception):
@@ -95,8 +103,13 @@ class ShippedSubmission:
 
 
 def submission_id(source: Path) -> str:
-    """A submission's id: its entry name without `.zip`."""
-    return source.name[:-4] if source.name.lower().endswith(".zip") else source.name
+    """A submission's id: its entry name without `.zip`, control characters stripped.
+
+    It is data for people (scorecards, gradebooks), never a path: a batch derives its output
+    file names from it safely (`grader.classroom.outputs`).
+    """
+    name = source.name[:-4] if source.name.lower().endswith(".zip") else source.name
+    return clean_line(name)
 
 
 def _depth_key(rel: str) -> tuple[int, str]:
@@ -113,11 +126,54 @@ def _candidates_in_folder(root: Path, names: set[str]) -> dict[str, list[str]]:
     return found
 
 
-def _read_no_follow(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+class _NotRegular(OSError):
+    """The path is not a regular file (one line, for the learner)."""
+
+
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of the regular file at `path`; raises `OSError` otherwise.
+
+    Never follows a final symlink, never blocks (a FIFO is refused by `lstat` before any open;
+    `O_NONBLOCK` covers one swapped in after it) and never takes a terminal as controlling tty;
+    the open descriptor is checked again with `fstat`.
+    """
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _NotRegular(f"is {_kind(mode)}, not a regular file")
+    fd = os.open(path, _OPEN_FLAGS)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError("not a regular file")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegular(f"is {_kind(mode)}, not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_no_follow(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
+    fd = open_regular(path)
+    try:
+        if os.fstat(fd).st_size > cap:
+            raise _NotRegular(f"is larger than {cap // 1024} KiB")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(cap + 1)
     finally:
@@ -131,8 +187,11 @@ def _unsafe_zip_entry(info: zipfile.ZipInfo) -> str | None:
         return "an absolute path"
     if ".." in path.parts:
         return "a '..' path"
-    if stat.S_ISLNK(info.external_attr >> 16):
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
         return "a symbolic link"
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        return _kind(mode)  # a FIFO or device entry: refused like one on disk
     return None
 
 
@@ -172,11 +231,19 @@ def _read_candidates(source: Path, names: set[str]) -> dict[str, bytes | str]:
                 rel = min(rels, key=_depth_key)
                 try:
                     contents[name] = _read_no_follow(source / rel, _cap(name))
+                except _NotRegular as exc:
+                    contents[name] = f"{rel} {exc}"
                 except OSError as exc:
                     contents[name] = f"{rel} cannot be read: {exc.strerror or exc}"
-    elif source.is_file() and source.suffix.lower() == ".zip":
+    elif source.suffix.lower() == ".zip" and not source.is_dir():
         try:
-            with zipfile.ZipFile(source) as archive:
+            fd = open_regular(source)
+        except _NotRegular as exc:
+            raise SubmissionError(f"{source.name} {exc}") from None
+        except OSError as exc:
+            raise SubmissionError(f"{source.name} cannot be read: {exc.strerror}") from None
+        try:
+            with os.fdopen(fd, "rb") as raw, zipfile.ZipFile(raw) as archive:
                 entries: dict[str, list[tuple[str, zipfile.ZipInfo]]] = {n: [] for n in names}
                 refused: dict[str, str] = {}
                 for info in archive.infolist():
@@ -194,8 +261,13 @@ def _read_candidates(source: Path, names: set[str]) -> dict[str, bytes | str]:
                         if info.file_size > _cap(name):
                             contents[name] = f"{rel} is larger than {_cap(name) // 1024} KiB"
                             continue
-                        with archive.open(info) as fh:
-                            contents[name] = fh.read(_cap(name) + 1)
+                        try:
+                            with archive.open(info) as fh:
+                                contents[name] = fh.read(_cap(name) + 1)
+                        except _ZIP_ENTRY_ERRORS as exc:
+                            # One bad entry (corrupt, encrypted, odd compression) costs
+                            # only its exercise.
+                            contents[name] = f"{rel} cannot be read from the zip ({exc})"
                     elif name in refused:
                         contents[name] = refused[name]
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:

@@ -18,6 +18,10 @@ from grader.sandbox.bubblewrap import Limits, Worker, WorkerError, WorkerTimeout
 
 MAX_TIMEOUTS = 2
 """After this many timed-out calls, an exercise's remaining calls fail at once."""
+SLOW_CALL_FACTOR = 3.0
+"""A suite may give a known-slow Feast call (`feast apply`, materialize, historical retrieval)
+up to this multiple of `--call-timeout` with `_timeout=`, never more: `--call-timeout 10` bounds
+every call at 30 s. Asking for less than `--call-timeout` is always honoured."""
 
 
 class StudentProblem(Exception):
@@ -230,12 +234,15 @@ class StudentProxy:
         return worker
 
     def _timeout(self, requested: float | None) -> float:
+        """The seconds the next call may take: `requested` (or `--call-timeout`), capped at
+        `SLOW_CALL_FACTOR` times `--call-timeout` and by the submission's deadline."""
         if self.timeouts >= MAX_TIMEOUTS:
             # A submission that hangs should not burn its whole budget one test at a time.
             raise StudentTimeout(
                 f"not run: {MAX_TIMEOUTS} earlier calls of this exercise ran out of time"
             )
-        timeout = self.limits.call_timeout_s if requested is None else requested
+        base = self.limits.call_timeout_s
+        timeout = base if requested is None else min(float(requested), base * SLOW_CALL_FACTOR)
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
