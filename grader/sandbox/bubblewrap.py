@@ -352,6 +352,8 @@ class Worker:
         self._to_worker = self._from_worker = -1
         self._err: _Drain | None = None
         self._ooms = self._peak = 0
+        self._reach: Reach | None = None
+        self._spawned_at = 0.0
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -389,6 +391,15 @@ class Worker:
 
     def start(self) -> None:
         """Start the worker and wait until it has imported its libraries."""
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the worker process without waiting for it (`wait_ready` does).
+
+        Call it on a thread that outlives the worker (the main one): bubblewrap's
+        `--die-with-parent` is tied to the thread that forked it, so a worker spawned from a
+        short-lived thread is killed when that thread ends."""
         self.cgroup = self.new_group()
         if self.cgroup is None and budgets.available():
             raise WorkerError("the sandboxed worker could not be budgeted (no control group)")
@@ -431,8 +442,14 @@ class Worker:
         self._to_worker, self._from_worker = to_w, from_r
         self._out = _Drain(self.proc.stdout, self.limits.output_bytes)
         self._err = _Drain(self.proc.stderr, self.limits.output_bytes)
+        self._reach = reach
+        self._spawned_at = time.monotonic()
+
+    def wait_ready(self) -> None:
+        """Wait until the spawned worker has imported its libraries, then set its budget."""
+        reach, self._reach = self._reach, None
         try:
-            self._read(time.monotonic() + self.limits.start_timeout_s)
+            self._read(self._spawned_at + self.limits.start_timeout_s)
         except WorkerError as exc:
             self.close()
             raise WorkerError(f"the sandboxed worker did not start: {exc}") from None
@@ -557,6 +574,9 @@ class Worker:
             except (OSError, subprocess.TimeoutExpired):  # TimeoutError is an OSError
                 pass
         self.kill()
+        if self._reach is not None:  # spawned, never waited for
+            self._reach.close()
+            self._reach = None
 
     def __enter__(self) -> Worker:
         self.start()

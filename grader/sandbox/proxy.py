@@ -107,20 +107,24 @@ class SharedWorker:
         self.worker: Worker | None = None
         self.loaded: set[str] = set()
         """Modules loaded in the current worker."""
-        self._lock = threading.Lock()  # `prestart` may be starting it on another thread
+        self._lock = threading.Lock()
+        self._spawned: Worker | None = None
+        """A worker `prestart` spawned that nobody has waited for yet."""
 
     def prestart(self) -> None:
-        """Start the worker on a thread now (its imports take seconds), so that it is ready,
-        or nearly, when the first test asks for it. Only libraries load: no student code.
-        A failure here is left for the first `get` to meet again and report."""
-
-        def start() -> None:
+        """Spawn the cold worker now (its imports take seconds), so that it is ready, or
+        nearly, when the first test asks for it; `get` waits for it. Only libraries load: no
+        student code. A failure here is left for the first `get` to meet again and report."""
+        with self._lock:
+            if self.worker is not None or self._spawned is not None or self.zygote is not None:
+                return
+            worker = self._cold_worker()
             try:
-                self.get()
-            except (StudentCrash, WorkerError, OSError):
-                pass
-
-        threading.Thread(target=start, name="worker-prestart", daemon=True).start()
+                worker.spawn()
+            except (WorkerError, OSError):
+                worker.close()
+                return
+            self._spawned = worker
 
     def get(self) -> Worker:
         """The live worker, started (or restarted after a crash or timeout) when needed."""
@@ -143,29 +147,37 @@ class SharedWorker:
                 return warm
             except WorkerError:
                 self.zygote = None  # the factory is broken: cold workers from now on
-        worker = Worker(
+        worker, self._spawned = self._spawned, None
+        try:
+            if worker is not None:
+                worker.wait_ready()
+            else:
+                worker = self._cold_worker()
+                worker.start()
+        except WorkerError as exc:
+            raise StudentCrash(str(exc)) from None
+        self.worker = worker
+        return worker
+
+    def _cold_worker(self) -> Worker:
+        return Worker(
             self.workdir,
             readonly=list(self.readonly),
             limits=self.limits,
             preload=self.preload,
             use_bwrap=self.use_bwrap,
         )
-        try:
-            worker.start()
-        except WorkerError as exc:
-            raise StudentCrash(str(exc)) from None
-        self.worker = worker
-        return worker
 
     @property
     def isolation(self) -> str:
         return self.worker.isolation if self.worker else "full"
 
     def close(self) -> None:
-        with self._lock:  # after a prestart still under way: nothing outlives the submission
-            if self.worker is not None:
-                self.worker.close()
-                self.worker = None
+        with self._lock:
+            for worker in (self.worker, self._spawned):
+                if worker is not None:
+                    worker.close()
+            self.worker = self._spawned = None
             self.loaded = set()
 
 
