@@ -87,33 +87,13 @@ class Scorecard:
         ]
         return cls(**data, exercises=exercises)
 
-    def to_gradescope(self, hidden_visibility: str = "after_due_date") -> dict[str, Any]:
-        """Gradescope `results.json`: one entry per test, hidden tests shown per the setting."""
-        tests = []
-        for ex in self.exercises:
-            for t in ex.tests:
-                tests.append(
-                    {
-                        "name": t.id,
-                        "number": ex.slug,
-                        "score": t.points,
-                        "max_score": t.max_points,
-                        "status": "passed" if t.status == "passed" else "failed",
-                        "output": t.feedback,
-                        "visibility": "visible" if t.visibility == "public" else hidden_visibility,
-                    }
-                )
-        lines = [f"{ex.slug}: {ex.score:g}/{ex.max_score:g} ({ex.status})" for ex in self.exercises]
-        if self.error:
-            lines.insert(0, f"Grading error: {self.error}")
-        return {
-            "score": self.score,
-            "execution_time": round(self.duration_s, 2),
-            "output": "\n".join(lines),
-            "visibility": "visible",
-            "stdout_visibility": "hidden",
-            "tests": tests,
-        }
+    def to_gradescope(
+        self, hidden_visibility: str = "after_due_date", titles: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Gradescope `results.json` (see `grader.grading.gradescope_results`)."""
+        from grader.grading.gradescope_results import render
+
+        return render(self, hidden_visibility=hidden_visibility, titles=titles)
 
     def write(self, path: Path) -> None:
         """Write the scorecard as JSON, atomically."""
