@@ -6,8 +6,11 @@ folders a call needs (read-only) and one private writable folder. It has no netw
 PID namespace (killing it kills everything it started), an unprivileged uid, and resource
 limits (address space, CPU, file size, open files; a pids cgroup where we may create one).
 
-Without `bwrap` the worker still gets the limits, its own session and, when we are root and the
-Python installation is world-readable, the `nobody` user; `isolation` then says "reduced".
+Without `bwrap` the worker still gets the limits, its own session, the seccomp filter with IP
+sockets refused and, when we are root and the Python installation is world-readable, the
+dedicated unprivileged user `fslab-student` (or `nobody` where it does not exist), which owns
+only the worker's private folder; `isolation` then says "reduced". See `grader.sandbox.reduced`
+for what the trusted side locks away from that user before any student code runs.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from typing import Any
 
 import grader
 from grader.sandbox import protocol
+from grader.sandbox.memwatch import MemoryWatch, kill_seen, oom_kills
 
 NOBODY = 65534
+SANDBOX_USER = "fslab-student"
 _cgroup_counter = 0
 
 
@@ -49,6 +54,9 @@ class Limits:
     """Tasks (processes and threads) in the worker's pids cgroup, where one can be made."""
     output_bytes: int = 64 << 10
     """Raw stdout/stderr bytes kept per worker; the rest is read and dropped."""
+    rss_bytes: int = 0
+    """Resident memory of the worker's whole process tree, kept by a watchdog on the trusted
+    side (`grader.sandbox.memwatch`); 0: no watchdog (see `grader.sandbox.container`)."""
 
 
 class WorkerError(Exception):
@@ -57,6 +65,22 @@ class WorkerError(Exception):
 
 class WorkerTimeout(WorkerError):
     """A call took longer than its wall-clock budget; the worker has been killed."""
+
+
+class WorkerOutOfMemory(WorkerError):
+    """The worker used more memory than its budget and was killed (by us or the kernel)."""
+
+
+def sandbox_user() -> tuple[int, int]:
+    """(uid, gid) a worker runs as without bubblewrap: `fslab-student` where it exists
+    (made by the Gradescope bundle's setup.sh), else `nobody`."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(SANDBOX_USER)
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return NOBODY, NOBODY
 
 
 @functools.cache
@@ -149,9 +173,12 @@ def rlimits(limits: Limits) -> dict[str, int]:
     }
 
 
-def worker_env(workdir: Path) -> dict[str, str]:
-    """The whole environment of a worker: nothing of ours leaks in."""
+def worker_env(workdir: Path, *, no_network: bool = False) -> dict[str, str]:
+    """The whole environment of a worker: nothing of ours leaks in. `no_network` asks the
+    worker's seccomp filter to refuse IP sockets too (no network namespace to do it)."""
+    extra = {"FSLAB_SECCOMP_NO_INET": "1"} if no_network else {}
     return {
+        **extra,
         "PATH": "/usr/bin:/bin",
         "HOME": str(workdir),
         "TMPDIR": str(workdir),
@@ -256,8 +283,12 @@ class Worker:
         limits: Limits | None = None,
         preload: tuple[str, ...] = ("pandas", "pyarrow"),
         use_bwrap: bool | None = None,
+        trusted: bool = False,
     ) -> None:
         self.workdir = workdir.resolve()
+        self.trusted = trusted
+        """Runs our own code (the reference solution): without bubblewrap it keeps the
+        grader's uid, so the student's user cannot read what it reads."""
         self.readonly = [Path(p).resolve() for p in readonly]
         self.limits = limits or Limits()
         self.preload = preload
@@ -267,6 +298,8 @@ class Worker:
         self.isolation = "full" if self.use_bwrap else "reduced"
         self._to_worker = self._from_worker = -1
         self._err: _Drain | None = None
+        self._watch: MemoryWatch | None = None
+        self._oom_before = 0
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -277,7 +310,9 @@ class Worker:
         return bwrap_prefix(self.workdir, self.readonly, caps=["--cap-drop", "ALL"]) + cmd
 
     def _drop_privileges(self) -> bool:
-        """In reduced mode, whether we can and should run the worker as `nobody`."""
+        """In reduced mode, whether we can and should run the worker as `sandbox_user()`."""
+        if self.trusted:
+            return False
         return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
 
     def start(self) -> None:
@@ -287,8 +322,12 @@ class Worker:
         from_r, from_w = os.pipe()
         limits, cgroup = self.limits, self.cgroup
         as_nobody = not self.use_bwrap and self._drop_privileges()
-        if as_nobody:
-            os.chown(self.workdir, NOBODY, NOBODY)
+        uid, gid = sandbox_user() if as_nobody else (NOBODY, NOBODY)
+        if as_nobody:  # its private folder, and nothing else, becomes the user's
+            for folder, _dirs, files in os.walk(self.workdir):
+                os.chown(folder, uid, gid)
+                for name in files:
+                    os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
         def preexec() -> None:  # runs in the child between fork and exec
             import resource
@@ -297,13 +336,17 @@ class Worker:
                 (cgroup / "cgroup.procs").write_text(str(os.getpid()))
             for name, value in rlimits(limits).items():
                 resource.setrlimit(getattr(resource, name), (value, value))
+            # The kernel's first victim if the container runs out of memory, not the grader.
+            with open("/proc/self/oom_score_adj", "w") as adj:
+                adj.write("1000")
             if as_nobody:
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
                 os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
+                os.setgid(gid)
+                os.setuid(uid)
 
-        env = worker_env(self.workdir)
+        env = worker_env(self.workdir, no_network=not self.use_bwrap)
+        self._oom_before = oom_kills()
         self.proc = subprocess.Popen(
             self._argv(to_r, from_w),
             stdin=subprocess.DEVNULL,
@@ -317,6 +360,9 @@ class Worker:
         )
         os.close(to_r)
         os.close(from_w)
+        if limits.rss_bytes:
+            self._watch = MemoryWatch(self.proc.pid, limits.rss_bytes, self._kill_cgroup)
+            self._watch.start()
         self._to_worker, self._from_worker = to_w, from_r
         self._out = _Drain(self.proc.stdout, self.limits.output_bytes)
         self._err = _Drain(self.proc.stderr, self.limits.output_bytes)
@@ -335,6 +381,7 @@ class Worker:
         except protocol.ProtocolError as exc:
             code = self._exit_code()
             self.kill()
+            self._raise_if_out_of_memory(code)
             raise WorkerError(self._death_reason(code, str(exc))) from None
 
     def _exit_code(self) -> int | None:
@@ -343,6 +390,17 @@ class Worker:
             return self.proc.wait(timeout=5) if self.proc else None
         except subprocess.TimeoutExpired:
             return None
+
+    def _raise_if_out_of_memory(self, code: int | None) -> None:
+        """Raise `WorkerOutOfMemory` if the worker died for its memory: our watchdog
+        killed it, or it was SIGKILLed while the kernel's OOM killer was at work."""
+        if not self.limits.rss_bytes:
+            return
+        watched = self._watch is not None and self._watch.exceeded is not None
+        oom = code == -signal.SIGKILL and oom_kills() > self._oom_before
+        if watched or oom:
+            mib = self.limits.rss_bytes >> 20
+            raise WorkerOutOfMemory(f"used more than {mib} MiB of memory and was stopped")
 
     def _death_reason(self, code: int | None, fallback: str) -> str:
         if code is None:
@@ -378,6 +436,7 @@ class Worker:
         except OSError:
             code = self._exit_code()
             self.kill()
+            self._raise_if_out_of_memory(code)
             raise WorkerError(self._death_reason(code, "the worker is gone")) from None
         return self._read(deadline)
 
@@ -397,6 +456,9 @@ class Worker:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        if self._watch is not None:  # also what left the session (no cgroup may hold it)
+            self._watch.stop()
+            kill_seen(self._watch.seen)
         self._kill_cgroup()
         for fd in (self._to_worker, self._from_worker):
             if fd >= 0:

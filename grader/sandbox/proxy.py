@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from grader.sandbox import protocol
-from grader.sandbox.bubblewrap import Limits, Worker, WorkerError, WorkerTimeout
+from grader.sandbox.bubblewrap import (
+    Limits,
+    Worker,
+    WorkerError,
+    WorkerOutOfMemory,
+    WorkerTimeout,
+)
 
 MAX_TIMEOUTS = 2
 """After this many timed-out calls, an exercise's remaining calls fail at once."""
@@ -92,8 +98,11 @@ class SharedWorker:
         preload: tuple[str, ...] = ("pandas", "pyarrow"),
         use_bwrap: bool | None = None,
         zygote: Any = None,
+        trusted: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.trusted = trusted
+        """Runs the reference solution (see `Worker.trusted`)."""
         self.zygote = zygote
         """A warm `grader.sandbox.warm.Zygote` to fork workers from, or None for cold starts."""
         self.readonly = readonly
@@ -145,6 +154,7 @@ class SharedWorker:
             limits=self.limits,
             preload=self.preload,
             use_bwrap=self.use_bwrap,
+            trusted=self.trusted,
         )
         try:
             worker.start()
@@ -198,6 +208,8 @@ class StudentProxy:
         self.last = CallResult()
         self.timed_out = False
         self.timeouts = 0
+        self.out_of_memory: str | None = None
+        """Why a call was stopped for its memory (the exercise is then an `error`)."""
 
     @property
     def workdir(self) -> Path:
@@ -226,6 +238,8 @@ class StudentProxy:
         return worker
 
     def _timeout(self, requested: float | None) -> float:
+        if self.out_of_memory:  # it would only run out again, at the other exercises' cost
+            raise StudentCrash(f"not run: an earlier call {self.out_of_memory}")
         if self.timeouts >= MAX_TIMEOUTS:
             # A submission that hangs should not burn its whole budget one test at a time.
             raise StudentTimeout(
@@ -250,6 +264,9 @@ class StudentProxy:
             self.timed_out = True
             self.timeouts += 1
             raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
+        except WorkerOutOfMemory as exc:
+            self.out_of_memory = str(exc)
+            raise StudentCrash(f"The call {exc}.") from None
         except WorkerError as exc:
             raise StudentCrash(str(exc)) from None
 
