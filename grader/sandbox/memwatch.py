@@ -2,9 +2,11 @@
 
 An address-space limit (RLIMIT_AS) cannot stand in for memory: a worker that has imported
 Feast maps gigabytes it never touches. Where the grader may not create memory cgroups (a
-Gradescope container), `MemoryWatch` samples the resident memory of the worker's whole
-process tree and kills it, whole, the moment it passes its budget, so one greedy submission
-costs its exercise and never the container. Two backstops cover what sampling can miss:
+Gradescope container), `MemoryWatch` samples the memory of the worker's whole process tree
+(its proportional set size, so libraries it shares with the grader count in part, as they
+do in the container's own accounting) and kills it, whole, the moment it passes its
+budget, so one greedy submission costs its exercise and never the container. Two
+backstops cover what sampling can miss:
 the worker is the kernel's first choice when the container runs out (`oom_score_adj` 1000,
 set in the worker's pre-exec), and `oom_kills` tells afterwards whether the kernel killed it.
 """
@@ -22,9 +24,13 @@ import psutil
 INTERVAL_S = 0.02
 
 
-def tree_rss(root: psutil.Process, seen: dict[int, float] | None = None) -> int:
-    """Resident bytes of `root` and every process below it (0 once they are gone); adds
-    each process to `seen` (pid: start time)."""
+def tree_memory(
+    root: psutil.Process, seen: dict[int, float] | None = None, *, proportional: bool = False
+) -> int:
+    """Resident bytes of `root` and every process below it (0 once they are gone), or with
+    `proportional` their PSS (shared pages split between the processes sharing them: a
+    library mapped by the grader too, or a fork's copy-on-write pages, count in part).
+    Adds each process to `seen` (pid: start time)."""
     total = 0
     try:
         procs = [root, *root.children(recursive=True)]
@@ -32,7 +38,11 @@ def tree_rss(root: psutil.Process, seen: dict[int, float] | None = None) -> int:
         return 0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            if proportional:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            else:
+                total += proc.memory_info().rss
             if seen is not None and proc.pid not in seen:
                 seen[proc.pid] = proc.create_time()
         except psutil.Error:
@@ -53,8 +63,8 @@ def kill_seen(seen: dict[int, float]) -> None:
 
 
 class MemoryWatch(threading.Thread):
-    """Kills process group `pid` (after calling `kill`, if given) when its tree's resident
-    memory passes `limit_bytes`; `exceeded` then holds the figure it saw."""
+    """Kills process group `pid` (then calls `kill`, if given) when its tree's proportional
+    memory (PSS) passes `limit_bytes`; `exceeded` then holds the figure it saw."""
 
     def __init__(self, pid: int, limit_bytes: int, kill: Callable[[], None] | None = None) -> None:
         super().__init__(daemon=True, name=f"memwatch-{pid}")
@@ -71,10 +81,13 @@ class MemoryWatch(threading.Thread):
 
     def run(self) -> None:
         while self._root is not None and not self._halt.wait(INTERVAL_S):
-            rss = tree_rss(self._root, self.seen)
-            self.peak = max(self.peak, rss)
-            if rss > self.limit_bytes:
-                self.exceeded = rss
+            # RSS is cheap and never below PSS; PSS (a page-table walk) only when RSS is over.
+            used = tree_memory(self._root, self.seen)
+            if used > self.limit_bytes:
+                used = tree_memory(self._root, self.seen, proportional=True)
+            self.peak = max(self.peak, used)
+            if used > self.limit_bytes:
+                self.exceeded = used
                 try:
                     os.killpg(self.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
