@@ -190,8 +190,10 @@ def run_autograder(kit_root: Path, root: Path) -> dict:
         card = grade_in_child(kit, root / "submission", name="submission", options=options)
         titles = {ex.slug: ex.title for ex in kit.exercises}
         results = card.to_gradescope(hidden_visibility=visibility, titles=titles)
-    except (KitError, BudgetError, OSError, ValueError) as exc:
+    except (KitError, BudgetError) as exc:
         results = error_results(str(exc), time.monotonic() - started)
+    except Exception as exc:  # noqa: BLE001 - Gradescope must get results, whatever broke
+        results = error_results(f"{type(exc).__name__}: {exc}", time.monotonic() - started)
     write_json_atomic(out, results)
     return results
 

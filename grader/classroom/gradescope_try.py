@@ -232,8 +232,12 @@ class Trial:
         memory_mib: int = GRADESCOPE_MEMORY_MIB,
         timeout_s: float = GRADESCOPE_TIMEOUT_S,
         hidden_visibility: str = "after_due_date",
+        data_dir: Path | None = None,
     ) -> None:
+        """`data_dir`: generated data to copy into the bundle's kit when it is current
+        (default: the kit's own `data/`), instead of generating it again."""
         self.kit, self.root = kit, folder.resolve() / "autograder"
+        self.data_dir = data_dir or kit.data_dir
         self.memory_mib, self.timeout_s = memory_mib, timeout_s
         self.hidden_visibility = hidden_visibility
         self.python = sys.executable
@@ -267,9 +271,9 @@ class Trial:
             archive.extractall(source)
         for script in ("setup.sh", "run_autograder"):
             (source / script).chmod(0o755)
-        if datagen.is_current(self.kit.data_dir, 42):  # what setup.sh generates
-            shutil.copytree(self.kit.data_dir, source / "kit" / "data", dirs_exist_ok=True)
-            self.notes.append("copied the kit's current generated data")
+        if datagen.is_current(self.data_dir, 42):  # what setup.sh generates
+            shutil.copytree(self.data_dir, source / "kit" / "data", dirs_exist_ok=True)
+            self.notes.append(f"copied the current generated data of {self.data_dir}")
         self.python, how = _interpreter(self.root.parent)
         self.notes.append(how)
         echo(f"setup.sh ({'; '.join(self.notes)}) ...")
