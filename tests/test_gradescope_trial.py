@@ -11,7 +11,9 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -31,12 +33,17 @@ SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
 
 @pytest.fixture(scope="module")
-def trial(kit_root, lab, tmp_path_factory) -> Trial:
-    # The bundle of the kit under test (its own grader and suites), the session's data.
+def trial(kit_root, lab) -> Iterator[Trial]:
+    # The bundle of the kit under test (its own grader and suites), the session's data, in a
+    # folder the student user can reach (pytest's own temp folders are root's alone).
     kit = load_kit(kit_root)
-    trial = Trial(kit, tmp_path_factory.mktemp("gradescope-trial"), data_dir=lab.data_dir)
-    trial.setup(echo=lambda _line: None)
-    return trial
+    folder = Path(tempfile.mkdtemp(prefix="fslab-trial-"))
+    try:
+        trial = Trial(kit, folder, data_dir=lab.data_dir)
+        trial.setup(echo=lambda _line: None)
+        yield trial
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _tree_digest(folder: Path) -> str:
@@ -114,7 +121,7 @@ if code:
     exec(code)
 else:
     def point_in_time_join(*args, **kwargs):
-        raise NotImplementedError("nothing to steal")
+        raise RuntimeError(f"nothing to steal as uid {{os.getuid()}}")
 """
 
 NETWORK_AND_FORK_BOMB = """
@@ -204,6 +211,9 @@ def test_a_hostile_submission_scores_only_its_honest_exercise_and_changes_nothin
     assert results is not None, shown  # complete results within 768 MiB, not "Killed"
     jsonschema.validate(results, SCHEMA)
     scores = _by_exercise(results)
+    uid, _ = sandbox_user()
+    ex2 = [t["output"] for t in results["tests"] if t["number"].startswith("2.")]
+    assert any(f"nothing to steal as uid {uid}" in out for out in ex2), shown
     assert scores == {"1": 25.0, "2": 0.0, "3": 0.0, "4": 0.0}, shown
     assert results["score"] == 25.0
     ex4 = [line for line in results["output"].splitlines() if line.startswith("4. ")]
@@ -213,6 +223,5 @@ def test_a_hostile_submission_scores_only_its_honest_exercise_and_changes_nothin
     assert (kit / "course.toml").read_bytes() == course
     after = {name: _tree_digest(kit / name) for name in ("solutions", "grader", "feature_repo")}
     assert after == before
-    uid, _ = sandbox_user()
     leftovers = [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
     assert leftovers == []

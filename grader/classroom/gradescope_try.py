@@ -260,6 +260,13 @@ class Trial:
         self.root.mkdir(parents=True)
         for folder in (self.root.parent, self.root):  # mkdtemp is 0700: the user must pass
             os.chmod(folder, 0o755)
+        if os.geteuid() == 0 and not _world_readable(self.root):
+            # Else the worker could not reach its own folder as fslab-student and would
+            # silently stay root: not what Gradescope runs.
+            raise TrialError(
+                f"{self.root.parent} is not reachable by other users: choose a folder "
+                "whose parents are (e.g. under /tmp)"
+            )
         fake = self.root.parent / "no-bwrap"
         fake.mkdir()
         (fake / "bwrap").write_text(FAILING_BWRAP)
