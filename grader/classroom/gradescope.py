@@ -25,7 +25,7 @@ from grader.course.kit import Kit, KitError, load_kit
 from grader.grading.gradescope_results import plain
 from grader.grading.options import GradingOptions
 from grader.grading.scorecard import write_json_atomic
-from grader.sandbox.bubblewrap import SANDBOX_USER, Limits, bwrap_works
+from grader.sandbox.bubblewrap import SANDBOX_USER, Limits, bwrap_works, can_drop_privileges
 from grader.sandbox.container import BudgetError, MemoryBudget, memory_budget
 from grader.sandbox.reduced import lock_away, open_to_all
 
@@ -187,6 +187,11 @@ def run_autograder(kit_root: Path, root: Path) -> dict:
         if not bwrap_works():
             changed = protect(kit.root, root, options.cache_dir)
             print(f"isolation: reduced (no bubblewrap); locked away {len(changed)} paths")
+            if not can_drop_privileges():
+                print(
+                    f"WARNING: student code runs as uid {os.geteuid()}, not {SANDBOX_USER}: "
+                    "switching needs root and a Python installation other users can read"
+                )
         card = grade_in_child(kit, root / "submission", name="submission", options=options)
         titles = {ex.slug: ex.title for ex in kit.exercises}
         results = card.to_gradescope(hidden_visibility=visibility, titles=titles)

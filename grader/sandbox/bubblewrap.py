@@ -111,6 +111,12 @@ def _world_readable(path: Path) -> bool:
     return True
 
 
+def can_drop_privileges() -> bool:
+    """Whether a worker without bubblewrap can run as `sandbox_user()`: we are root and that
+    user can reach the Python installation."""
+    return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
+
+
 def _python_roots() -> list[Path]:
     """Folders the worker's Python needs: the interpreter's prefix and the venv's."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix)}
@@ -311,9 +317,7 @@ class Worker:
 
     def _drop_privileges(self) -> bool:
         """In reduced mode, whether we can and should run the worker as `sandbox_user()`."""
-        if self.trusted:
-            return False
-        return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
+        return not self.trusted and can_drop_privileges()
 
     def start(self) -> None:
         """Start the worker and wait until it has imported its libraries."""
