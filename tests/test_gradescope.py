@@ -32,6 +32,8 @@ def test_run_autograder_writes_results_json(lab, kit_root, tmp_path):
     kit = root / "source" / "kit"
     # setup.sh would run `grade setup`; reuse the session's generated data instead.
     shutil.copytree(lab.data_dir, kit / "data", dirs_exist_ok=True)
+    # ... and its applied reference repo (ex2 compares with Feast when the cache is cold).
+    shutil.copytree(lab.root / "feature_repo" / "data", kit / "feature_repo" / "data")
     (root / "submission" / "nested").mkdir(parents=True)
     shutil.copy2(
         lab.root / "solutions" / "ex2_pit_join" / "pit_join.py",
