@@ -582,7 +582,7 @@ def report_cmd(
 
 
 @cli.command("gradescope-bundle")
-@click.argument("out_zip", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out_zip", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--hidden-visibility",
     type=click.Choice(["visible", "hidden", "after_due_date", "after_published"]),
@@ -590,21 +590,65 @@ def report_cmd(
     show_default=True,
     help="When students see the hidden tests' results on Gradescope.",
 )
+@click.option(
+    "--try",
+    "try_submission",
+    type=click.Path(exists=True, path_type=Path),
+    help="Run the bundle here on this submission (folder or .zip) as Gradescope would, "
+    "and print what the student would see.",
+)
+@click.option(
+    "--memory",
+    "memory_mib",
+    type=click.IntRange(min=256),
+    default=768,
+    show_default=True,
+    help="With --try: the container's memory in MiB (a memory cgroup, when root).",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --try: lay out /autograder in this (empty) folder and leave it there.",
+)
 @click.pass_context
-def gradescope_bundle_cmd(ctx: click.Context, out_zip: Path, hidden_visibility: str) -> None:
-    """Write a Gradescope autograder zip (setup.sh, run_autograder and the kit).
+def gradescope_bundle_cmd(
+    ctx: click.Context,
+    out_zip: Path | None,
+    hidden_visibility: str,
+    try_submission: Path | None,
+    memory_mib: int,
+    keep: Path | None,
+) -> None:
+    """Write a Gradescope autograder zip (setup.sh, run_autograder and the kit), or try it.
 
     Example: grade gradescope-bundle autograder.zip
+
+    Example: grade gradescope-bundle --try my-submission/  (runs setup.sh and
+    run_autograder in a temp /autograder under 768 MiB, one CPU and no bubblewrap)
     """
     from grader.classroom.gradescope import BundleError, build_bundle
 
-    try:
-        count = build_bundle(_kit(ctx), out_zip, hidden_visibility=hidden_visibility)
-    except BundleError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"cannot write {out_zip}: {exc.strerror}") from None
-    click.echo(f"Wrote {out_zip} ({count} files); upload it as the autograder on Gradescope")
+    if out_zip is None and try_submission is None:
+        raise UsageError("give OUT.zip to write the bundle, or --try SUBMISSION to try it")
+    kit = _kit(ctx)
+    if out_zip is not None:
+        try:
+            count = build_bundle(kit, out_zip, hidden_visibility=hidden_visibility)
+        except BundleError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot write {out_zip}: {exc.strerror}") from None
+        click.echo(f"Wrote {out_zip} ({count} files); upload it as the autograder on Gradescope")
+    if try_submission is not None:
+        from grader.classroom.gradescope_try import TrialError, render_trial, try_bundle
+
+        try:
+            run = try_bundle(kit, try_submission, memory_mib=memory_mib, keep=keep, echo=click.echo)
+        except (TrialError, BundleError) as exc:
+            raise UsageError(str(exc)) from None
+        click.echo(render_trial(run))
+        if run.results is None:
+            raise click.ClickException("run_autograder wrote no results.json")
 
 
 @cli.command("similarity")

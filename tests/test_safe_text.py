@@ -118,5 +118,5 @@ def test_gradescope_results_are_declared_plain_text_and_carry_no_controls():
     assert results["test_name_format"] == "text"
     for test in results["tests"]:
         assert test["output_format"] == test["name_format"] == "text"
-        assert test["output"] == "<script>alert(1)</script>red\nover"
+        assert test["output"] == "Failed: <script>alert(1)</script>red\nover"
     assert "\x1b" not in results["output"] and "Grading error: broken" in results["output"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import tempfile
 import time
@@ -88,8 +89,9 @@ class GradingContext:
                 files[slug] = StagedFile(slug, ex.module, "missing")
         return files
 
-    def _shared(self, folder: Path, slugs: list[str]) -> SharedWorker:
-        """One sandboxed worker for the exercise modules of `slugs` staged under `folder`."""
+    def _shared(self, folder: Path, slugs: list[str], *, trusted: bool = False) -> SharedWorker:
+        """One sandboxed worker for the exercise modules of `slugs` staged under `folder`
+        (`trusted`: the reference solution's, see `SharedWorker.trusted`)."""
         folder.mkdir(parents=True, exist_ok=True)
         preload: list[str] = []
         for ex in self.kit.exercises:
@@ -102,6 +104,7 @@ class GradingContext:
             preload=tuple(preload),
             use_bwrap=self.options.use_bwrap,
             zygote=self.options.zygote,
+            trusted=trusted,
         )
 
     def _proxy(
@@ -146,7 +149,8 @@ class GradingContext:
         if key not in self.proxies:
             if self.reference_worker is None:
                 # Only ex2's timing needs it: no Feast import for a pandas reference.
-                self.reference_worker = self._shared(self.workroot / "reference", [slug])
+                folder = self.workroot / "reference"
+                self.reference_worker = self._shared(folder, [slug], trusted=True)
             staged = self.reference_files[slug]
             self.proxies[key] = self._proxy(staged, self.reference_worker, deadline=None)
         return self.proxies[key]
@@ -287,6 +291,8 @@ def _exercise_results(
             status, error = "error", proxy.problem
         elif proxy is not None and proxy.over_budget:
             status, error = "error", proxy.over_budget
+        elif proxy is not None and proxy.out_of_memory:
+            status, error = "error", f"a call {proxy.out_of_memory}"
         elif proxy is not None and proxy.timed_out:
             status, error = "timeout", "a call ran out of time"
         elif tests and all(t.status == "error" for t in tests):
@@ -342,6 +348,11 @@ def grade_submission(
         sized = budgets.has_private_mounts() and budgets.private_tmpfs(
             workroot, limits.disk_bytes, limits.disk_inodes
         )
+        if not sandboxed:
+            # The worker's unprivileged user may pass through (to its own folder, which it
+            # will own) but not list; the reference solution's folder is root's alone.
+            os.chmod(workroot, 0o711)
+            (workroot / "reference").mkdir(mode=0o700)
     try:
         try:
             if isinstance(source, ShippedSubmission):

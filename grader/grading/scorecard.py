@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from grader.grading.safe_text import clean_line, clean_text
-
 SCHEMA_VERSION = 1
 TestStatus = Literal["passed", "failed", "error", "timeout"]
 ExerciseStatus = Literal["passed", "failed", "error", "timeout", "missing"]
@@ -92,42 +90,13 @@ class Scorecard:
         ]
         return cls(**data, exercises=exercises)
 
-    def to_gradescope(self, hidden_visibility: str = "after_due_date") -> dict[str, Any]:
-        """Gradescope `results.json`: one entry per test, hidden tests shown per the setting.
+    def to_gradescope(
+        self, hidden_visibility: str = "after_due_date", titles: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Gradescope `results.json` (see `grader.grading.gradescope_results`)."""
+        from grader.grading.gradescope_results import render
 
-        Plain text only: every name and output is declared `text` (Gradescope's default,
-        `simple_format`, would render some HTML) and carries no control characters.
-        """
-        tests = []
-        for ex in self.exercises:
-            for t in ex.tests:
-                tests.append(
-                    {
-                        "name": clean_line(t.id),
-                        "name_format": "text",
-                        "number": ex.slug,
-                        "score": t.points,
-                        "max_score": t.max_points,
-                        "status": "passed" if t.status == "passed" else "failed",
-                        "output": clean_text(t.feedback),
-                        "output_format": "text",
-                        "visibility": "visible" if t.visibility == "public" else hidden_visibility,
-                    }
-                )
-        lines = [f"{ex.slug}: {ex.score:g}/{ex.max_score:g} ({ex.status})" for ex in self.exercises]
-        if self.error:
-            lines.insert(0, f"Grading error: {clean_line(self.error)}")
-        return {
-            "score": self.score,
-            "execution_time": round(self.duration_s, 2),
-            "output": "\n".join(lines),
-            "output_format": "text",
-            "test_output_format": "text",
-            "test_name_format": "text",
-            "visibility": "visible",
-            "stdout_visibility": "hidden",
-            "tests": tests,
-        }
+        return render(self, hidden_visibility=hidden_visibility, titles=titles)
 
     def write(self, path: Path) -> None:
         """Write the scorecard as JSON, atomically."""

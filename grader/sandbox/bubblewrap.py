@@ -10,9 +10,12 @@ When the grader is root, bubblewrap itself runs as the unprivileged host uid
 `budgets.SANDBOX_UID` (the folders it binds are opened by us and handed over as descriptors),
 so nothing made inside belongs to the host's root.
 
-Without `bwrap` the worker still gets the limits, its own session and, when we are root and the
-Python installation is world-readable, the `nobody` user; `isolation` then says "reduced", as
-it does when no control group can be made.
+Without `bwrap` the worker still gets the limits, its own session, the seccomp filter with IP
+sockets refused and, when we are root and the Python installation is world-readable, the
+dedicated unprivileged user `fslab-student` (or `nobody` where it does not exist), which owns
+only the worker's private folder; `isolation` then says "reduced", as it does when no control
+group can be made. See `grader.sandbox.reduced` for what the trusted side locks away from that
+user before any student code runs.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from typing import Any
 import grader
 from grader.sandbox import budgets, protocol
 from grader.sandbox import zygote as ns  # its mount helpers (standard library only)
+from grader.sandbox.memwatch import MemoryWatch, kill_seen, oom_kills
 
 NOBODY = 65534
+SANDBOX_USER = "fslab-student"
 STARTUP_MEMORY_BYTES = 1 << 30
 """Room a worker has, beyond the submission's budget, to import its libraries."""
 
@@ -68,6 +73,9 @@ class Limits:
     """Memory of the trusted grading process of one submission (decoding its answers)."""
     output_bytes: int = 64 << 10
     """Raw stdout/stderr bytes kept per worker; the rest is read and dropped."""
+    rss_bytes: int = 0
+    """Resident memory of the worker's whole process tree, kept by a watchdog on the trusted
+    side (`grader.sandbox.memwatch`); 0: no watchdog (see `grader.sandbox.container`)."""
 
 
 class WorkerError(Exception):
@@ -76,6 +84,22 @@ class WorkerError(Exception):
 
 class WorkerTimeout(WorkerError):
     """A call took longer than its wall-clock budget; the worker has been killed."""
+
+
+class WorkerOutOfMemory(WorkerError):
+    """The worker used more memory than its budget and was killed (by us or the kernel)."""
+
+
+def sandbox_user() -> tuple[int, int]:
+    """(uid, gid) a worker runs as without bubblewrap: `fslab-student` where it exists
+    (made by the Gradescope bundle's setup.sh), else `nobody`."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(SANDBOX_USER)
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return NOBODY, NOBODY
 
 
 @functools.cache
@@ -106,6 +130,12 @@ def _world_readable(path: Path) -> bool:
     return True
 
 
+def can_drop_privileges() -> bool:
+    """Whether a worker without bubblewrap can run as `sandbox_user()`: we are root and that
+    user can reach the Python installation."""
+    return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
+
+
 def _python_roots() -> list[Path]:
     """Folders the worker's Python needs: the interpreter's prefix and the venv's."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix)}
@@ -123,9 +153,12 @@ def rlimits(limits: Limits) -> dict[str, int]:
     }
 
 
-def worker_env(workdir: Path) -> dict[str, str]:
-    """The whole environment of a worker: nothing of ours leaks in."""
+def worker_env(workdir: Path, *, no_network: bool = False) -> dict[str, str]:
+    """The whole environment of a worker: nothing of ours leaks in. `no_network` asks the
+    worker's seccomp filter to refuse IP sockets too (no network namespace to do it)."""
+    extra = {"FSLAB_SECCOMP_NO_INET": "1"} if no_network else {}
     return {
+        **extra,
         "PATH": "/usr/bin:/bin",
         "HOME": str(workdir),
         "TMPDIR": str(workdir),
@@ -290,10 +323,15 @@ def close_fds(fds: list[int]) -> None:
 
 
 def enter(
-    group: budgets.Cgroup | None, limits: Limits | None, uid: int | None, reach: Reach | None
+    group: budgets.Cgroup | None,
+    limits: Limits | None,
+    uid: int | None,
+    reach: Reach | None,
+    *,
+    gid: int | None = None,
 ) -> None:
     """In a child between fork and exec: join `group`, take the limits, make the folders
-    bubblewrap binds reachable, become `uid`."""
+    bubblewrap binds reachable, become `uid` (group `gid`, default `uid`)."""
     import resource
 
     if group is not None:
@@ -304,7 +342,7 @@ def enter(
         resource.setrlimit(getattr(resource, name), (value, value))
     if uid is not None:
         os.setgroups([])
-        os.setgid(uid)
+        os.setgid(uid if gid is None else gid)
         os.setuid(uid)
 
 
@@ -340,8 +378,12 @@ class Worker:
         limits: Limits | None = None,
         preload: tuple[str, ...] = ("pandas", "pyarrow"),
         use_bwrap: bool | None = None,
+        trusted: bool = False,
     ) -> None:
         self.workdir = workdir.resolve()
+        self.trusted = trusted
+        """Runs our own code (the reference solution): without bubblewrap it keeps the
+        grader's uid, so the student's user cannot read what it reads."""
         self.readonly = [Path(p).resolve() for p in readonly]
         self.limits = limits or Limits()
         self.preload = preload
@@ -354,6 +396,8 @@ class Worker:
         self._ooms = self._peak = 0
         self._reach: Reach | None = None
         self._spawned_at = 0.0
+        self._watch: MemoryWatch | None = None
+        self._oom_before = 0
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -365,8 +409,8 @@ class Worker:
         return prefix + cmd
 
     def _drop_privileges(self) -> bool:
-        """In reduced mode, whether we can and should run the worker as `nobody`."""
-        return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
+        """In reduced mode, whether we can and should run the worker as `sandbox_user()`."""
+        return not self.trusted and can_drop_privileges()
 
     def new_group(self) -> budgets.Cgroup | None:
         """This worker's control group, inside its submission's when there is one. Until the
@@ -407,20 +451,30 @@ class Worker:
         from_r, from_w = os.pipe()
         limits, cgroup = self.limits, self.cgroup
         uid = sandbox_uid_for(self.readonly) if self.use_bwrap else None
-        if not self.use_bwrap and self._drop_privileges():
-            uid = NOBODY
-        if uid is not None:  # its own folder (what is in it was staged for it: see runner)
+        gid = uid
+        as_user = not self.use_bwrap and self._drop_privileges()
+        if as_user:  # its private folder, and nothing else, becomes the user's
+            uid, gid = sandbox_user()
+            for folder, _dirs, files in os.walk(self.workdir):
+                os.chown(folder, uid, gid)
+                for name in files:
+                    os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+        elif uid is not None:  # its own folder (what is in it was staged for it: see runner)
             os.chown(self.workdir, uid, uid)
 
         def preexec() -> None:  # runs in the child between fork and exec
             import resource
 
-            if not self.use_bwrap and uid is not None:  # the one process cap without bwrap
+            # The kernel's first victim if the container runs out of memory, not the grader.
+            with open("/proc/self/oom_score_adj", "w") as adj:
+                adj.write("1000")
+            if as_user:  # the one process cap without bwrap (and maybe without cgroups)
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
-            enter(cgroup, limits, uid, reach)
+            enter(cgroup, limits, uid, reach, gid=gid)
 
-        env = worker_env(self.workdir)
+        env = worker_env(self.workdir, no_network=not self.use_bwrap)
         reach = Reach(uid) if uid is not None and self.use_bwrap else None
+        self._oom_before = oom_kills()
         try:
             self.proc = subprocess.Popen(
                 self._argv(to_r, from_w, reach),
@@ -439,6 +493,9 @@ class Worker:
             raise
         os.close(to_r)
         os.close(from_w)
+        if limits.rss_bytes:
+            self._watch = MemoryWatch(self.proc.pid, limits.rss_bytes, self._kill_group)
+            self._watch.start()
         self._to_worker, self._from_worker = to_w, from_r
         self._out = _Drain(self.proc.stdout, self.limits.output_bytes)
         self._err = _Drain(self.proc.stderr, self.limits.output_bytes)
@@ -484,6 +541,7 @@ class Worker:
         except protocol.ProtocolError as exc:
             code = self._exit_code()
             self.kill()
+            self._raise_if_out_of_memory(code)
             raise WorkerError(self._death_reason(code, str(exc))) from None
 
     def _exit_code(self) -> int | None:
@@ -492,6 +550,17 @@ class Worker:
             return self.proc.wait(timeout=5) if self.proc else None
         except subprocess.TimeoutExpired:
             return None
+
+    def _raise_if_out_of_memory(self, code: int | None) -> None:
+        """Raise `WorkerOutOfMemory` if the worker died for its memory: our watchdog
+        killed it, or it was SIGKILLed while the kernel's OOM killer was at work."""
+        if not self.limits.rss_bytes:
+            return
+        watched = self._watch is not None and self._watch.exceeded is not None
+        oom = code == -signal.SIGKILL and oom_kills() > self._oom_before
+        if watched or oom:
+            mib = self.limits.rss_bytes >> 20
+            raise WorkerOutOfMemory(f"used more than {mib} MiB of memory and was stopped")
 
     def _death_reason(self, code: int | None, fallback: str) -> str:
         if self.oom_kills():
@@ -529,6 +598,7 @@ class Worker:
         except OSError:
             code = self._exit_code()
             self.kill()
+            self._raise_if_out_of_memory(code)
             raise WorkerError(self._death_reason(code, "the worker is gone")) from None
         return self._read(deadline)
 
@@ -548,6 +618,9 @@ class Worker:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        if self._watch is not None:  # also what left the session (no cgroup may hold it)
+            self._watch.stop()
+            kill_seen(self._watch.seen)
         self._kill_cgroup()
         for fd in (self._to_worker, self._from_worker):
             if fd >= 0:
@@ -556,6 +629,12 @@ class Worker:
                 except OSError:
                     pass
         self._to_worker = self._from_worker = -1
+
+    def _kill_group(self) -> None:
+        """Kill what the worker's control group holds (the watchdog's second stroke)."""
+        group = self.cgroup
+        if group is not None:
+            group.kill()
 
     def _kill_cgroup(self) -> None:
         if self.cgroup is not None:

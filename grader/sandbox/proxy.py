@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from grader.sandbox import protocol
-from grader.sandbox.bubblewrap import Limits, Worker, WorkerError, WorkerTimeout
+from grader.sandbox.bubblewrap import (
+    Limits,
+    Worker,
+    WorkerError,
+    WorkerOutOfMemory,
+    WorkerTimeout,
+)
 
 MAX_TIMEOUTS = 2
 """After this many timed-out calls, an exercise's remaining calls fail at once."""
@@ -96,8 +102,11 @@ class SharedWorker:
         preload: tuple[str, ...] = ("pandas", "pyarrow"),
         use_bwrap: bool | None = None,
         zygote: Any = None,
+        trusted: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.trusted = trusted
+        """Runs the reference solution (see `Worker.trusted`)."""
         self.zygote = zygote
         """A warm `grader.sandbox.warm.Zygote` to fork workers from, or None for cold starts."""
         self.readonly = readonly
@@ -166,6 +175,7 @@ class SharedWorker:
             limits=self.limits,
             preload=self.preload,
             use_bwrap=self.use_bwrap,
+            trusted=self.trusted,
         )
 
     @property
@@ -218,6 +228,8 @@ class StudentProxy:
         """The worker of `job` calls (never loads student code), started on the first."""
         self.over_budget: str | None = None
         """Why the exercise is an error: its worker went over the memory budget."""
+        self.out_of_memory: str | None = None
+        """Why a call was stopped for its memory (the exercise is then an `error`)."""
 
     @property
     def workdir(self) -> Path:
@@ -248,6 +260,8 @@ class StudentProxy:
     def _timeout(self, requested: float | None) -> float:
         """The seconds the next call may take: `requested` (or `--call-timeout`), capped at
         `SLOW_CALL_FACTOR` times `--call-timeout` and by the submission's deadline."""
+        if self.out_of_memory:  # it would only run out again, at the other exercises' cost
+            raise StudentCrash(f"not run: an earlier call {self.out_of_memory}")
         if self.timeouts >= MAX_TIMEOUTS:
             # A submission that hangs should not burn its whole budget one test at a time.
             raise StudentTimeout(
@@ -274,6 +288,9 @@ class StudentProxy:
             self.timed_out = True
             self.timeouts += 1
             raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
+        except WorkerOutOfMemory as exc:
+            self.out_of_memory = str(exc)
+            raise StudentCrash(f"The call {exc}.") from None
         except WorkerError as exc:
             self._check_budget(worker, ooms)
             raise StudentCrash(str(exc)) from None

@@ -4,7 +4,10 @@ Refused with EPERM: the kernel keyring calls (`add_key`, `request_key`, `keyctl`
 are shared with the grader and between jobs, so they would be a channel from one submission
 to the next) and `unshare`/`setns` (new namespaces only widen the kernel surface). `clone3`
 gets ENOSYS, so the C library falls back to `clone`, whose flags a filter can read: a
-`clone` that asks for any new namespace is refused too. Everything else is allowed.
+`clone` that asks for any new namespace is refused too. io_uring is refused (its requests,
+sockets included, would pass the filter unseen). With `no_inet` (a worker without a network
+namespace of its own), `socket` for IPv4, IPv6 and packet sockets is refused as well: no
+network, while Unix sockets still work. Everything else is allowed.
 
 The filter is classic BPF, built here with the standard constants; it needs no library.
 It is installed with no_new_privs set, by the worker itself, before any student code loads.
@@ -30,6 +33,10 @@ _ARCHES = {
             "clone": 56,
             "clone3": 435,
             "seccomp": 317,
+            "socket": 41,
+            "io_uring_setup": 425,
+            "io_uring_enter": 426,
+            "io_uring_register": 427,
         },
     ),  # fmt: skip
     "aarch64": (
@@ -43,11 +50,16 @@ _ARCHES = {
             "clone": 220,
             "clone3": 435,
             "seccomp": 277,
+            "socket": 198,
+            "io_uring_setup": 425,
+            "io_uring_enter": 426,
+            "io_uring_register": 427,
         },
     ),  # fmt: skip
 }
 _X32_BIT = 0x40000000  # x86_64's x32 ABI: same arch value, numbers with this bit set
 _NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+AF_INET, AF_INET6, AF_PACKET = 2, 10, 17
 
 # BPF opcodes and seccomp return values (linux/filter.h, linux/seccomp.h).
 _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
@@ -62,10 +74,11 @@ def supported() -> bool:
     return platform.machine() in _ARCHES
 
 
-def program() -> bytes:
+def program(no_inet: bool = False) -> bytes:
     """The filter as an array of `struct sock_filter` (8 bytes each)."""
     audit_arch, nr = _ARCHES[platform.machine()]
     deny = [nr["add_key"], nr["request_key"], nr["keyctl"], nr["unshare"], nr["setns"]]
+    deny += [nr["io_uring_setup"], nr["io_uring_enter"], nr["io_uring_register"]]
     ops: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _ARCH),
         (_JEQ_K, 1, 0, audit_arch),
@@ -77,6 +90,16 @@ def program() -> bytes:
     for number in deny:
         ops += [(_JEQ_K, 0, 1, number), (_RET_K, 0, 0, _ERRNO | errno.EPERM)]
     ops += [(_JEQ_K, 0, 1, nr["clone3"]), (_RET_K, 0, 0, _ERRNO | errno.ENOSYS)]
+    if no_inet:
+        ops += [
+            (_JEQ_K, 0, 6, nr["socket"]),
+            (_LD_W_ABS, 0, 0, _ARG0_LOW),  # the address family
+            (_JEQ_K, 3, 0, AF_INET),
+            (_JEQ_K, 2, 0, AF_INET6),
+            (_JEQ_K, 1, 0, AF_PACKET),
+            (_RET_K, 0, 0, _ALLOW),
+            (_RET_K, 0, 0, _ERRNO | errno.EACCES),
+        ]
     ops += [
         (_JEQ_K, 0, 3, nr["clone"]),
         (_LD_W_ABS, 0, 0, _ARG0_LOW),  # clone's flags (low 32 bits hold every CLONE_NEW*)
@@ -91,13 +114,13 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def install() -> None:
+def install(no_inet: bool = False) -> None:
     """Set no_new_privs and install the filter on every thread of this process (TSYNC), and
     so on everything they start. Raises OSError if the kernel refuses."""
     if not supported():
         raise OSError(errno.ENOSYS, f"no seccomp filter for {platform.machine()}")
     libc = ctypes.CDLL(None, use_errno=True)
-    code = program()
+    code = program(no_inet)
     buffer = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.cast(buffer, ctypes.c_void_p))
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
