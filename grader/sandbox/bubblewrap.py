@@ -455,10 +455,14 @@ class Worker:
         as_user = not self.use_bwrap and self._drop_privileges()
         if as_user:  # its private folder, and nothing else, becomes the user's
             uid, gid = sandbox_user()
-            for folder, _dirs, files in os.walk(self.workdir):
-                os.chown(folder, uid, gid)
-                for name in files:
-                    os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+            # Only at the first hand-over, when nothing but what we staged is in it. Once the
+            # user owns the folder, student code may have run there (a later worker, a job, a
+            # restart): walking it as root then could be raced into a folder of ours.
+            if os.lstat(self.workdir).st_uid != uid:
+                for folder, _dirs, files in os.walk(self.workdir):
+                    os.chown(folder, uid, gid, follow_symlinks=False)
+                    for name in files:
+                        os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
         elif uid is not None:  # its own folder (what is in it was staged for it: see runner)
             os.chown(self.workdir, uid, uid)
 
