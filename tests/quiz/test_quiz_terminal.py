@@ -27,7 +27,7 @@ def spawn(progress: Path, *args: str) -> pexpect.spawn:
         env=env,
         encoding="utf-8",
         dimensions=(50, 120),
-        timeout=30,
+        timeout=90,  # a loaded 2-core machine starts Python slowly; a hang still fails
     )
     child.logfile_read = io.StringIO()  # the whole transcript, for the no-traceback checks
     return child
