@@ -285,6 +285,9 @@ class StudentProxy:
         try:
             answer = worker.request(header, blobs, timeout=limit)
         except WorkerTimeout:
+            # A call that lost processes to the memory budget on the way is over budget,
+            # whatever else it then did (its parent may wait for children the kernel killed).
+            self._check_budget(worker, ooms)
             self.timed_out = True
             self.timeouts += 1
             raise StudentTimeout(f"no answer within {limit:.0f} s: the call was stopped") from None
