@@ -165,7 +165,7 @@ def test_oversized_files_are_refused_without_reading_them(tmp_path):
     with open(sub / "pit_join.py", "wb") as fh:
         fh.truncate(50 << 20)  # sparse: 50 MiB that cost no disk
     staged = stage(sub, tmp_path / "out", KIT)["ex2_pit_join"]
-    assert staged.status == "error" and "larger than 1024 KiB" in staged.reason
+    assert staged.status == "error" and "larger than 1 MiB" in staged.reason
 
 
 def test_special_file_zip_entries_are_refused(tmp_path):

@@ -102,6 +102,11 @@ class ShippedSubmission:
         return cls(contents, error[:500] if error else None)
 
 
+def _size(n: int) -> str:
+    """A byte cap as people write it: whole MiB where it is one, else KiB."""
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n // 1024} KiB"
+
+
 def submission_id(source: Path) -> str:
     """A submission's id: its entry name without `.zip`, control characters stripped.
 
@@ -173,7 +178,7 @@ def _read_no_follow(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
     fd = open_regular(path)
     try:
         if os.fstat(fd).st_size > cap:
-            raise _NotRegular(f"is larger than {cap // 1024} KiB")
+            raise _NotRegular(f"is larger than {_size(cap)}")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(cap + 1)
     finally:
@@ -198,7 +203,7 @@ def _unsafe_zip_entry(info: zipfile.ZipInfo) -> str | None:
 def check_source(name: str, data: bytes) -> str | None:
     """Why `data` cannot be graded as the Python file `name`, or None if it can."""
     if len(data) > MAX_FILE_BYTES:
-        return f"{name} is larger than {MAX_FILE_BYTES // 1024} KiB"
+        return f"{name} is larger than {_size(MAX_FILE_BYTES)}"
     if b"\x00" in data:
         return f"{name} is a binary file, not Python source"
     try:
@@ -259,7 +264,7 @@ def _read_candidates(source: Path, names: set[str]) -> dict[str, bytes | str]:
                     if items:
                         rel, info = min(items, key=lambda item: _depth_key(item[0]))
                         if info.file_size > _cap(name):
-                            contents[name] = f"{rel} is larger than {_cap(name) // 1024} KiB"
+                            contents[name] = f"{rel} is larger than {_size(_cap(name))}"
                             continue
                         try:
                             with archive.open(info) as fh:
