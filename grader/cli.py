@@ -226,6 +226,15 @@ def _options(
     )
 
 
+def _known_slugs(kit: Kit, slugs: tuple[str, ...]) -> None:
+    """Refuse, in one line, an exercise slug the manifest does not name."""
+    for slug in slugs:
+        try:
+            kit.exercise(slug)
+        except KitError as exc:
+            raise UsageError(str(exc)) from None
+
+
 @cli.command("check")
 @click.argument("slugs", nargs=-1)
 @click.option(
@@ -269,11 +278,7 @@ def check_cmd(
     from grader.grading.suites import suite_files
 
     kit = _kit(ctx)
-    for slug in slugs:
-        try:
-            kit.exercise(slug)
-        except KitError as exc:
-            raise UsageError(str(exc)) from None
+    _known_slugs(kit, slugs)
     source = submission or kit.root / "exercises"
     if not source.exists():
         raise UsageError(f"{source} does not exist")
@@ -317,11 +322,7 @@ def watch_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, ca
     from grader.grading.watch import run_watch
 
     kit = _kit(ctx)
-    for slug in slugs:
-        try:
-            kit.exercise(slug)
-        except KitError as exc:
-            raise UsageError(str(exc)) from None
+    _known_slugs(kit, slugs)
     source = submission or kit.root / "exercises"
     if not source.is_dir():
         raise UsageError(f"{source} is not a folder")
