@@ -43,3 +43,12 @@ def import_file(path: Path, name: str | None = None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def interruptible() -> None:
+    """`preexec_fn` for a terminal child that a test stops with Ctrl-C: SIGINT back to its
+    default action. A shell runs background jobs with SIGINT ignored and children inherit
+    that, so without this a test started with `&` could never interrupt its child."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -14,6 +14,8 @@ import pytest
 from grader.classroom.release import build_release
 from grader.course.kit import load_kit
 
+from kit_helpers import interruptible
+
 KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -85,7 +87,7 @@ def test_each_readme_command_works_in_a_fresh_install(release):
     assert listing.count("not started") == 4, listing
     watch = pexpect.spawn(
         "make", ["watch"], cwd=str(release), env=env, encoding="utf-8", timeout=600,
-        dimensions=(40, 80),
+        dimensions=(40, 80), preexec_fn=interruptible,
     )  # fmt: skip
     watch.expect("Total:")
     watch.sendintr()

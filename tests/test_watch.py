@@ -23,6 +23,8 @@ from grader.grading.scorecard import ExerciseResult, Scorecard
 from grader.grading.scorecard import TestResult as Result
 from grader.grading.watch import changed_slugs, merge_into, suite_imports, watch
 
+from kit_helpers import interruptible
+
 PIT = "pit_join.py"
 
 
@@ -70,6 +72,7 @@ def watched(lab, tmp_path):
         ["-m", "grader.cli", "--kit", str(lab.root), "watch", "ex2_pit_join",
          "--submission", str(sub), "--json", str(card), "--call-timeout", "5"],
         dimensions=(40, 80), encoding="utf-8", timeout=240, env={**os.environ, "TERM": "xterm"},
+        preexec_fn=interruptible,
     )  # fmt: skip
     yield child, sub / "ex2_pit_join" / PIT, card
     if child.isalive():

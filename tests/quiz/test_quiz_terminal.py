@@ -11,6 +11,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from kit_helpers import interruptible
+
 GRADE = Path(sys.executable).parent / "grade"
 ANSWER = (
     "A point-in-time join gives each training row the feature values as of its timestamp, "
@@ -27,6 +29,7 @@ def spawn(progress: Path, *args: str) -> pexpect.spawn:
         env=env,
         encoding="utf-8",
         dimensions=(50, 120),
+        preexec_fn=interruptible,
         timeout=90,  # a loaded 2-core machine starts Python slowly; a hang still fails
     )
     child.logfile_read = io.StringIO()  # the whole transcript, for the no-traceback checks
