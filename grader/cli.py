@@ -226,6 +226,15 @@ def _options(
     )
 
 
+def _refuse_unsafe_sandbox() -> None:
+    """Refuse, in one line, to grade where student code would run as root."""
+    from grader.sandbox.bubblewrap import bwrap_works, root_refusal
+
+    refusal = root_refusal(bwrap_works())
+    if refusal:
+        raise UsageError(refusal)
+
+
 def _known_slugs(kit: Kit, slugs: tuple[str, ...]) -> None:
     """Refuse, in one line, an exercise slug the manifest does not name."""
     for slug in slugs:
@@ -282,6 +291,7 @@ def check_cmd(
     source = submission or kit.root / "exercises"
     if not source.exists():
         raise UsageError(f"{source} does not exist")
+    _refuse_unsafe_sandbox()
     options = _options(call_timeout, submission_timeout, memory_mib=memory_mib, disk_mib=disk_mib)
     card = grade_in_child(kit, source, slugs=list(slugs) or None, options=options)
     try:
@@ -326,6 +336,7 @@ def watch_cmd(ctx, slugs, submission, json_path, verbose, submission_timeout, ca
     source = submission or kit.root / "exercises"
     if not source.is_dir():
         raise UsageError(f"{source} is not a folder")
+    _refuse_unsafe_sandbox()
     options = _options(call_timeout, submission_timeout)
     chosen = list(slugs) or [ex.slug for ex in kit.exercises]
     run_watch(kit, source, chosen, options, scorecard=json_path, verbose=verbose)

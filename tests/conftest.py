@@ -8,9 +8,11 @@ so tests never touch the working tree's `data/` or registry.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from grader.classroom.gradescope_try import _interpreter
 from grader.course.kit import Kit, load_kit
 from grader.course.reference_repo import run_setup
+from grader.sandbox import bubblewrap
+from grader.sandbox.bubblewrap import SANDBOX_USER
 
 # The grader's oracle cache: private to this test session (subprocesses inherit it).
 os.environ["FSLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="fslab-test-cache-")
@@ -108,3 +113,40 @@ def stub(kit_root: Path):
         return import_file(kit_root / "exercises" / slug / kit.exercise(slug).module)
 
     return load
+
+
+@pytest.fixture(scope="session")
+def student_python() -> Iterator[tuple[Path, Path]]:
+    """(prefix, base prefix) of a Python the dedicated sandbox user can run (a thin venv over
+    the system's where ours is out of its reach), and that user, made as setup.sh does."""
+    if os.geteuid() != 0:
+        pytest.skip("switching users needs root")
+    try:
+        pwd.getpwnam(SANDBOX_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/usr/sbin/nologin", SANDBOX_USER],
+            check=True,
+        )  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix="fslab-reduced-"))
+    os.chmod(folder, 0o755)
+    python, how = _interpreter(folder)
+    assert "stay root" not in how, how  # CI has Debian's python3.11 for the thin venv
+    thin = python != sys.executable
+    base = Path(python).resolve().parent.parent if thin else Path(sys.base_prefix)
+    yield Path(python).parent.parent, base
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def as_student(student_python, monkeypatch):
+    """Workers without bubblewrap, on the reachable Python: they run as the sandbox user."""
+    prefix, base = student_python
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    monkeypatch.setattr(sys, "base_prefix", str(base))
+    assert bubblewrap.can_drop_privileges()
+    folder = Path(tempfile.mkdtemp(prefix="fslab-reduced-work-"))
+    os.chmod(folder, 0o711)  # as the runner makes its work root: passable, not listable
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -26,6 +26,7 @@ from grader.grading.options import GradingOptions
 from grader.grading.safe_text import clean_line, csv_cell
 from grader.grading.scorecard import Scorecard, read_scorecard, write_json_atomic, write_text_atomic
 from grader.grading.suites import suite_digest
+from grader.sandbox.bubblewrap import bwrap_works, root_refusal, shares_one_user
 
 
 class BatchError(Exception):
@@ -177,9 +178,18 @@ def run_batch(
     pre-imported worker factory that forks the sandboxed workers (`grader.sandbox.warm`);
     without, every submission starts its workers from scratch. When `out` holds scorecards
     of other suites, or `compare` names an earlier results folder, the change is written to
-    `out/regrade.csv` and `out/regrade.json` (`grader.classroom.regrade`).
+    `out/regrade.csv` and `out/regrade.json` (`grader.classroom.regrade`). As root without
+    bubblewrap one submission is graded at a time (every worker is the one sandbox user),
+    and nothing at all where that user cannot run this Python (`BatchError`).
     """
     options = options or GradingOptions()
+    if not scheduler:  # a cluster's workers decide for themselves
+        use_bwrap = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+        refusal = root_refusal(use_bwrap)
+        if refusal:
+            raise BatchError(refusal)
+        if shares_one_user(use_bwrap):
+            workers = 1
     entries = find_submissions(folder, out)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from grader.course.kit import Kit, KitError, load_kit
 from grader.grading.oracle import default_cache_dir
 from grader.grading.staging import ShippedSubmission, SubmissionError
 from grader.grading.suites import suite_digest
+from grader.sandbox.bubblewrap import bwrap_works, shares_one_user
 
 PLUGIN_NAME = "fslab-grader"
 KIT_ENV = "FSLAB_KIT"
@@ -192,6 +193,8 @@ class GraderPlugin(_plugin_base()):  # type: ignore[misc]
         self.kit = worker_kit()
         self.identity = kit_identity(self.kit)
         self.slots = max(1, int(getattr(worker.state, "nthreads", 0) or worker.nthreads or 1))
+        if shares_one_user(bwrap_works()):  # one sandbox user: one submission at a time
+            self.slots = 1
         self._lock = threading.Lock()
         self._server = GradingServer(self.kit, self.slots)
 
@@ -278,8 +281,11 @@ def _serve(kit: Kit, slots: int, sock: socket.socket) -> None:
                 del running[slot]
                 if zygotes[slot] is not None:
                     zygotes[slot].kill_all()
+                card = child.result()
+                if zygotes[slot] is not None:  # nothing of this submission's left for the next
+                    zygotes[slot].clear()
                 free.append(slot)
-                answer = {"id": ident, "card": child.result().to_dict()}
+                answer = {"id": ident, "card": card.to_dict()}
                 sock.sendall(json.dumps(answer).encode() + b"\n")
     finally:
         for _, child in running.values():

@@ -25,7 +25,13 @@ from grader.course.kit import Kit, KitError, load_kit
 from grader.grading.gradescope_results import plain
 from grader.grading.options import GradingOptions
 from grader.grading.scorecard import write_json_atomic
-from grader.sandbox.bubblewrap import SANDBOX_USER, Limits, bwrap_works, can_drop_privileges
+from grader.sandbox.bubblewrap import (
+    SANDBOX_USER,
+    Limits,
+    bwrap_works,
+    can_drop_privileges,
+    root_refusal,
+)
 from grader.sandbox.container import BudgetError, MemoryBudget, memory_budget
 from grader.sandbox.reduced import lock_away, open_to_all
 
@@ -185,6 +191,12 @@ def run_autograder(kit_root: Path, root: Path) -> dict:
             "student worker"
         )
         if not bwrap_works():
+            refusal = root_refusal(False)
+            if refusal:  # the student's code would run as root: grade nothing
+                print(refusal)
+                results = error_results(refusal, time.monotonic() - started)
+                write_json_atomic(out, results)
+                return results
             changed = protect(kit.root, root, options.cache_dir)
             print(f"isolation: reduced (no bubblewrap); locked away {len(changed)} paths")
             if not can_drop_privileges():

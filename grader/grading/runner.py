@@ -38,7 +38,13 @@ from grader.grading.staging import (
 )
 from grader.grading.suites import VISIBILITY, suite_digest, suite_files, suites_dir
 from grader.sandbox import budgets
-from grader.sandbox.bubblewrap import bwrap_works, sandbox_uid_for
+from grader.sandbox.bubblewrap import (
+    bwrap_works,
+    dedicated_user,
+    end_user_processes,
+    sandbox_uid_for,
+    shares_one_user,
+)
 from grader.sandbox.proxy import (
     SharedWorker,
     StudentCrash,
@@ -395,6 +401,9 @@ def grade_submission(
             exercises=exercises,
         )
     finally:
+        user = dedicated_user() if shares_one_user(bwrapped) else None
+        if user is not None:  # what hid from its workers' trees goes now
+            end_user_processes(user)
         if sized:
             budgets.release_tmpfs(workroot)
         shutil.rmtree(workroot, ignore_errors=True)

@@ -136,6 +136,57 @@ def can_drop_privileges() -> bool:
     return os.geteuid() == 0 and all(_world_readable(p) for p in _python_roots())
 
 
+def root_refusal(use_bwrap: bool) -> str | None:
+    """Why student code may not run here, or None. As root without bubblewrap a worker runs
+    as `sandbox_user()`; where that user cannot reach this Python (a venv under a 0700
+    `/root`) it would run as root, with every file of the grader open to it: refuse."""
+    if use_bwrap or os.geteuid() != 0 or can_drop_privileges():
+        return None
+    blocked = next(p for p in _python_roots() if not _world_readable(p))
+    return (
+        "refusing to run student code as root: bubblewrap cannot run here and the sandbox "
+        f"user cannot reach this Python ({blocked}); install the grader where every user "
+        "can read it (a venv outside /root), or make bubblewrap work"
+    )
+
+
+def dedicated_user() -> int | None:
+    """The uid of `fslab-student` where it exists: a user that runs nothing but our workers,
+    so all its processes may be counted and ended (`nobody` runs system daemons too)."""
+    uid, _gid = sandbox_user()
+    return None if uid == NOBODY else uid
+
+
+def shares_one_user(use_bwrap: bool) -> bool:
+    """Whether every worker here runs as the one `sandbox_user()` (root without bubblewrap):
+    then one submission at a time, so that ending that user's processes ends only its own and
+    no submission can read or signal another's."""
+    return not use_bwrap and os.geteuid() == 0
+
+
+def end_user_processes(uid: int) -> None:
+    """SIGKILL every process of host user `uid` (we are root): what a submission started
+    and hid from its worker's tree (a new session, a sibling made with CLONE_PARENT). Only
+    for reduced isolation, where that user runs one submission at a time."""
+    if os.geteuid() != 0 or uid == 0:
+        return
+    pid = os.fork()
+    if pid == 0:  # only system calls until _exit: this may be a threaded process
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            # kill(-1) as `uid` reaches every process of `uid` but this one, atomically
+            # with respect to forks; twice, for a child made while the first was sent.
+            for _ in range(2):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    break
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
 def _python_roots() -> list[Path]:
     """Folders the worker's Python needs: the interpreter's prefix and the venv's."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix)}
@@ -444,6 +495,9 @@ class Worker:
         Call it on a thread that outlives the worker (the main one): bubblewrap's
         `--die-with-parent` is tied to the thread that forked it, so a worker spawned from a
         short-lived thread is killed when that thread ends."""
+        refusal = None if self.trusted else root_refusal(self.use_bwrap)
+        if refusal:
+            raise WorkerError(refusal)
         self.cgroup = self.new_group()
         if self.cgroup is None and budgets.available():
             raise WorkerError("the sandboxed worker could not be budgeted (no control group)")
@@ -498,7 +552,8 @@ class Worker:
         os.close(to_r)
         os.close(from_w)
         if limits.rss_bytes:
-            self._watch = MemoryWatch(self.proc.pid, limits.rss_bytes, self._kill_group)
+            strays = dedicated_user() if as_user else None
+            self._watch = MemoryWatch(self.proc.pid, limits.rss_bytes, self._kill_group, uid=strays)
             self._watch.start()
         self._to_worker, self._from_worker = to_w, from_r
         self._out = _Drain(self.proc.stdout, self.limits.output_bytes)

@@ -54,6 +54,22 @@ def tree_memory(
     return total
 
 
+def strays(uid: int, roots: set[int]) -> list[psutil.Process]:
+    """The processes of host user `uid` that no watched tree holds: not one of `roots` and
+    with a parent of another user (a student's sibling made with CLONE_PARENT is the grader's
+    child; a double fork's orphan is init's). Their own children are in their trees."""
+    found = []
+    for proc in psutil.process_iter(["uids", "ppid"]):
+        try:
+            if proc.info["uids"] is None or proc.info["uids"].real != uid or proc.pid in roots:
+                continue
+            if psutil.Process(proc.info["ppid"]).uids().real != uid:
+                found.append(proc)
+        except (psutil.Error, ValueError):  # gone meanwhile, or ppid 0
+            continue
+    return found
+
+
 def kill_seen(seen: dict[int, float]) -> None:
     """SIGKILL every process in `seen` that still runs (same pid and start time: a reused
     pid is left alone), including those that left the worker's session or tree."""
@@ -66,13 +82,33 @@ def kill_seen(seen: dict[int, float]) -> None:
             pass
 
 
+STRAY_EVERY = 10
+"""Look for strays (a scan of every process) once in this many samples."""
+
+
 class MemoryWatch(threading.Thread):
     """Kills process group `pid` (then calls `kill`, if given) when its tree's proportional
-    memory (PSS) passes `limit_bytes`; `exceeded` then holds the figure it saw."""
+    memory (PSS) passes `limit_bytes`; `exceeded` then holds the figure it saw.
 
-    def __init__(self, pid: int, limit_bytes: int, kill: Callable[[], None] | None = None) -> None:
+    With `uid` (the host user the worker runs as, which runs nothing else meanwhile), the
+    processes of that user outside every watched tree (`strays`) count too, and are killed
+    with it: a process that left the tree does not leave the budget."""
+
+    _roots: set[int] = set()
+    """The pids of every running watch's worker, so that no watch counts another's tree."""
+
+    def __init__(
+        self,
+        pid: int,
+        limit_bytes: int,
+        kill: Callable[[], None] | None = None,
+        *,
+        uid: int | None = None,
+    ) -> None:
         super().__init__(daemon=True, name=f"memwatch-{pid}")
-        self.pid, self.limit_bytes, self._kill = pid, limit_bytes, kill
+        self.pid, self.limit_bytes, self._kill, self.uid = pid, limit_bytes, kill, uid
+        self._strays: list[psutil.Process] = []
+        MemoryWatch._roots.add(pid)  # before the thread runs: no other watch may count it
         self.exceeded: int | None = None
         self.peak = 0
         self._halt = threading.Event()
@@ -83,16 +119,30 @@ class MemoryWatch(threading.Thread):
         except psutil.Error:
             self._root = None
 
+    def _used(self, *, proportional: bool = False) -> int:
+        trees = [self._root, *self._strays] if self._root is not None else self._strays
+        return sum(tree_memory(t, self.seen, proportional=proportional) for t in trees)
+
     def run(self) -> None:
+        try:
+            self._watch()
+        finally:
+            MemoryWatch._roots.discard(self.pid)
+
+    def _watch(self) -> None:
         next_pss = 0.0
+        samples = 0
         while self._root is not None and not self._halt.wait(INTERVAL_S):
+            if self.uid is not None and samples % STRAY_EVERY == 0:
+                self._strays = strays(self.uid, MemoryWatch._roots)
+            samples += 1
             # RSS is cheap and never below PSS; PSS (a page-table walk) only when RSS is over.
-            used = tree_memory(self._root, self.seen)
+            used = self._used()
             if used > self.limit_bytes:
                 began = time.monotonic()
                 if began < next_pss:
                     continue
-                used = tree_memory(self._root, self.seen, proportional=True)
+                used = self._used(proportional=True)
                 spent = time.monotonic() - began
                 next_pss = began + max(PSS_MIN_INTERVAL_S, 5 * spent)
             self.peak = max(self.peak, used)
@@ -102,6 +152,7 @@ class MemoryWatch(threading.Thread):
                     os.killpg(self.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
+                kill_seen(self.seen)  # strays too, and what left the session
                 if self._kill is not None:
                     self._kill()
                 return

@@ -1,0 +1,162 @@
+"""Reduced isolation as root (no bubblewrap, as on Gradescope): student code never runs as
+root, a process that leaves its worker's tree still counts against the memory budget and is
+ended with it, and batches grade one submission at a time (one sandbox user for all)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import textwrap
+import time
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from grader.classroom import batch, gradescope
+from grader.classroom.batch import BatchError, run_batch
+from grader.cli import cli
+from grader.sandbox import bubblewrap
+from grader.sandbox.bubblewrap import SANDBOX_USER, Limits, Worker, WorkerError
+from grader.sandbox.proxy import StudentCrash, StudentProxy
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+REFUSED = "refusing to run student code as root"
+
+
+@pytest.fixture
+def python_out_of_reach(monkeypatch):
+    """This Python as one the sandbox user cannot reach (a venv under a 0700 /root)."""
+    for module in (bubblewrap, batch, gradescope):
+        monkeypatch.setattr(module, "bwrap_works", lambda: False)
+    monkeypatch.setattr(bubblewrap, "can_drop_privileges", lambda: False)
+
+
+def test_a_worker_that_would_run_as_root_is_refused(tmp_path, python_out_of_reach):
+    (tmp_path / "m.py").write_text("x = 1\n")
+    with pytest.raises(WorkerError, match=REFUSED):
+        Worker(tmp_path, limits=Limits(start_timeout_s=5), use_bwrap=False).spawn()
+
+
+def test_check_and_batch_refuse_in_one_line_and_write_nothing(lab, tmp_path, python_out_of_reach):
+    subs = tmp_path / "subs"
+    shutil.copytree(lab.root / "solutions", subs / "alice")
+    before = sorted(p.relative_to(subs) for p in subs.rglob("*"))
+    runner = CliRunner()
+    for args in (
+        ["check", "--submission", str(subs / "alice"), "--json", str(tmp_path / "card.json")],
+        ["batch", str(subs), "--out", str(tmp_path / "out")],
+    ):
+        result = runner.invoke(cli, ["--kit", str(lab.root), *args])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert REFUSED in lines[-1] and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "card.json").exists() and not (tmp_path / "out").exists()
+    assert sorted(p.relative_to(subs) for p in subs.rglob("*")) == before
+    with pytest.raises(BatchError, match=REFUSED):
+        run_batch(lab, subs, tmp_path / "out2")
+
+
+def test_gradescope_gets_results_that_say_why_nothing_was_graded(
+    lab, tmp_path, python_out_of_reach
+):
+    root = tmp_path / "autograder"
+    shutil.copytree(lab.root / "solutions", root / "submission")
+    (root / "results").mkdir()
+    results = gradescope.run_autograder(lab.root, root)
+    assert results["score"] == 0 and REFUSED in results["output"]
+    assert json.loads((root / "results" / "results.json").read_text()) == results
+
+
+HIDE = """
+import ctypes, os, signal, time
+CLONE_PARENT = 0x00008000
+def hide(how):
+    # A child outside the worker's tree and session, holding 400 MiB.
+    if how == "clone_parent":
+        libc = ctypes.CDLL(None, use_errno=True)
+        pid = libc.syscall(56, CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)  # x86-64 clone
+    else:
+        pid = os.fork()
+        if pid == 0 and os.fork() != 0:
+            os._exit(0)  # the middle one: its child is orphaned
+    if pid == 0:
+        os.setsid()
+        hog = b"x" * (400 << 20)
+        while True:
+            time.sleep(1)
+    if how == "double_fork":
+        os.waitpid(pid, 0)
+    return os.getuid()
+def wait():
+    time.sleep(60)
+    return "not stopped"
+def fine():
+    return 42
+"""
+
+
+def _user_processes(uid: int) -> list[int]:
+    """The live processes of `uid` (a killed CLONE_PARENT child stays our zombie: dead)."""
+    return [
+        p.pid
+        for p in psutil.process_iter(["uids", "status"])
+        if p.info["uids"].real == uid and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the raw clone call is x86-64's")
+@pytest.mark.parametrize("how", ["clone_parent", "double_fork"])
+def test_a_process_that_leaves_the_tree_still_counts_and_is_ended(as_student, how):
+    uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+    work = as_student / "sub"
+    work.mkdir()
+    (work / "hide.py").write_text(textwrap.dedent(HIDE))
+    limits = Limits(call_timeout_s=60, rss_bytes=300 << 20)
+    proxy = StudentProxy("hide", work / "hide.py", limits=limits, preload=(), use_bwrap=False)
+    try:
+        assert proxy.hide(how) == uid  # the student's code ran as the sandbox user
+        began = time.monotonic()
+        with pytest.raises(StudentCrash, match="used more than 300 MiB"):
+            proxy.wait()
+        assert time.monotonic() - began < 30  # stopped by the budget, not the call's end
+    finally:
+        proxy.close()
+    deadline = time.monotonic() + 10
+    while _user_processes(uid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _user_processes(uid) == []
+    neighbour = StudentProxy("hide", work / "hide.py", limits=limits, preload=(), use_bwrap=False)
+    try:
+        assert neighbour.fine() == 42
+    finally:
+        neighbour.close()
+
+
+def test_the_end_of_a_submission_ends_every_process_of_the_sandbox_user(as_student):
+    uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+    sleeper = subprocess.Popen(["sleep", "300"], user=uid, group=uid, start_new_session=True)
+    try:
+        bubblewrap.end_user_processes(uid)
+        assert sleeper.wait(timeout=10) == -9
+    finally:
+        sleeper.kill()
+
+
+def test_batches_grade_one_submission_at_a_time(lab, tmp_path, monkeypatch):
+    monkeypatch.setattr(bubblewrap, "can_drop_privileges", lambda: True)
+    seen = []
+    monkeypatch.setattr(
+        batch, "_run_local", lambda kit, pending, workers, *a, **k: seen.append(workers)
+    )
+    subs = tmp_path / "subs"
+    for name in ("a", "b", "c"):
+        shutil.copytree(lab.root / "exercises", subs / name)
+    options = batch.GradingOptions(use_bwrap=False)
+    run_batch(lab, subs, tmp_path / "out", workers=2, options=options)
+    assert seen == [1]
+    run_batch(lab, subs, tmp_path / "out", workers=2, options=batch.GradingOptions())
+    assert seen == [1, 2 if bubblewrap.bwrap_works() else 1]
