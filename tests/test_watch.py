@@ -21,7 +21,8 @@ import pytest
 from grader.course.kit import load_kit
 from grader.grading.scorecard import ExerciseResult, Scorecard
 from grader.grading.scorecard import TestResult as Result
-from grader.grading.watch import changed_slugs, merge_into, suite_imports, watch
+from grader.grading.session import suite_imports
+from grader.grading.watch import changed_slugs, merge_into, watch
 
 from kit_helpers import interruptible
 

@@ -242,7 +242,7 @@ def watch_regrades(kit_root: str, submission: str, out: str) -> None:
     then time a one-exercise regrade of each exercise; writes {slug: [seconds, score]}."""
     from grader.course.kit import load_kit
     from grader.grading.options import GradingOptions
-    from grader.grading.watch import Session
+    from grader.grading.session import Session
 
     kit = load_kit(Path(kit_root))
     slugs = [ex.slug for ex in kit.exercises]
