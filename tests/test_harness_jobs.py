@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,22 @@ def test_no_expected_value_of_ex3_is_importable_from_the_harness():
     assert not names & {"REPOS", "expected_rows", "expected_report", "status", "NOW"}
     oracle = KIT_ROOT / "grader" / "suites" / "ex3_freshness" / "repos.py"
     assert "def expected_report" in oracle.read_text()
+
+
+def test_the_trusted_side_reads_registries_without_importing_feast(tmp_path):
+    # `import feast` costs seconds of CPU per grading child; protobuf parsing needs none of it.
+    (tmp_path / "registry.db").write_bytes(registry_bytes(1))
+    code = (
+        "import sys; from pathlib import Path; from grader.harness import feast_repo, fraud\n"
+        "data = Path(sys.argv[1]).read_bytes()\n"
+        "summary = feast_repo.summarize({'registry': data, 'project': 'p'})\n"
+        "fraud.read_registry(data)\n"
+        "assert [v['name'] for v in summary['feature_views']] == ['v0'], summary\n"
+        "print(sorted(m for m in sys.modules if m in ('feast.feature_store', 'feast.repo_config')))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "registry.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
