@@ -291,11 +291,27 @@ PROBE_USER = 10_000_000
 """A user id the data never holds."""
 
 
-def probe_rows(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def probe_rows(data_dir: Path, grading) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`find_probe_rows`, from the oracle cache when it holds them: finding them reads every
+    user snapshot (hundreds of MiB on the trusted side, a second or two), for three rows."""
+    entity_file = grading.cache_path("ex1_probe_entity.parquet")
+    want_file = grading.cache_path("ex1_probe_want.parquet")
+    if entity_file.is_file() and want_file.is_file():
+        return pd.read_parquet(entity_file), pd.read_parquet(want_file)
+    entity, want = find_probe_rows(data_dir)
+    for frame, path in ((want, want_file), (entity, entity_file)):  # the entity file last
+        partial = path.with_name(f".{path.name}.partial")
+        frame.to_parquet(partial, index=False)
+        partial.replace(path)
+    return entity, want
+
+
+def find_probe_rows(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(entity rows, expected user features): a user's snapshot time, one second before it,
     and an unknown user, from the kit's own data (a snapshot that was never restated, whose
     values differ from the previous snapshot's, so the two rows tell old from new)."""
-    stats = pd.read_parquet(data_dir / "fraud" / USER_FILE)
+    columns = ["user_id", "event_timestamp", "created", *USER_FEATURES]
+    stats = pd.read_parquet(data_dir / "fraud" / USER_FILE, columns=columns)
     stats = stats.sort_values(["user_id", "event_timestamp", "created"], ignore_index=True)
     single = ~stats.duplicated(["user_id", "event_timestamp"], keep=False)
     features = list(USER_FEATURES)
@@ -307,7 +323,8 @@ def probe_rows(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ]
     row = usable.iloc[len(usable) // 2]
     prev = stats.loc[row.name - 1]
-    merchant = int(pd.read_parquet(data_dir / "fraud" / MERCHANT_FILE)["merchant_id"].iloc[0])
+    merchants = pd.read_parquet(data_dir / "fraud" / MERCHANT_FILE, columns=["merchant_id"])
+    merchant = int(merchants["merchant_id"].iloc[0])
     at = pd.Timestamp(row["event_timestamp"])
     entity = pd.DataFrame(
         {
@@ -325,9 +342,9 @@ def probe_rows(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.mark.points(1)
 @pytest.mark.task(taskno=9)
 def test_training_features_are_the_latest_snapshot_at_or_before_each_transaction(
-    student, registry, data_dir
+    student, registry, data_dir, grading
 ):
-    entity, want = probe_rows(data_dir)
+    entity, want = probe_rows(data_dir, grading)
     user, at = int(entity["user_id"][0]), entity["event_timestamp"][0]
     what = (
         f"Built a training frame through {SERVICE!r} for user_id {user} at {at} (a snapshot's "
