@@ -7,11 +7,13 @@ import shutil
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from grader.classroom.batch import run_batch
 from grader.cli import cli
+from grader.grading.gradescope_results import SCHEMA_PATH
 from grader.grading.options import GradingOptions
 from grader.sandbox.bubblewrap import Limits
 
@@ -89,3 +91,13 @@ def test_report_rejects_a_folder_without_scorecards(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     result = CliRunner().invoke(cli, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 2 and "no scorecards" in result.output
+
+
+def test_batch_gradescope_results_name_exercises_by_title_and_validate(lab, local_batch):
+    out, _, _ = local_batch
+    results = json.loads((out / "good.gradescope.json").read_text())
+    jsonschema.validate(results, json.loads(SCHEMA_PATH.read_text()))
+    title = next(ex.title for ex in lab.exercises if ex.slug == "ex2_pit_join")
+    names = [t["name"] for t in results["tests"]]
+    assert names and all("ex2_pit_join" not in n for n in names)
+    assert any(title in n for n in names)

@@ -140,12 +140,13 @@ def summary(kit: Kit, cards: list[Scorecard], seconds: float, workers: int) -> d
     }
 
 
-def write_outputs(out: Path, stem: str, card: Scorecard) -> None:
+def write_outputs(out: Path, stem: str, card: Scorecard, titles: dict[str, str]) -> None:
     """A submission's Gradescope results and scorecard, each written atomically.
 
+    `titles` maps exercise slugs to the titles Gradescope shows (as `run_autograder` does).
     The scorecard comes last: `--resume` takes it as the sign that the submission is done.
     """
-    write_json_atomic(out / gradescope_name(stem), card.to_gradescope())
+    write_json_atomic(out / gradescope_name(stem), card.to_gradescope(titles=titles))
     card.write(out / scorecard_name(stem))
 
 
@@ -204,6 +205,7 @@ def run_batch(
         raise BatchError(f"{compare} holds no scorecards to compare with")
     files: dict[str, str] = {}
     stems = {e.id: e.stem for e in entries}
+    titles = {ex.slug: ex.title for ex in kit.exercises}
     for entry in entries:
         done = None
         if resume:
@@ -222,7 +224,7 @@ def run_batch(
         try:
             if stem is None:
                 raise OSError(f"no output name for {card.submission!r}")
-            write_outputs(out, stem, card)
+            write_outputs(out, stem, card, titles)
             files[card.submission] = scorecard_name(stem)
         except OSError as exc:  # costs this submission, never the batch
             card = unwritten(card, exc)
