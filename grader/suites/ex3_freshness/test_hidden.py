@@ -332,7 +332,7 @@ def test_an_unreadable_now_a_negative_lag_limit_and_a_missing_repo_raise_clear_e
 
 @pytest.mark.points(1)
 @pytest.mark.task(taskno=1)
-def test_a_relative_source_path_is_read_from_the_repo_folder_not_the_current_folder(student, repos):
+def test_sources_are_read_from_the_repo_folder_and_missing_end_times_stay_utc(student, repos):
     hint = (
         "a relative source path is relative to the repo folder (Path(repo_path) / path), not "
         "to the current folder."
@@ -352,6 +352,15 @@ def test_a_relative_source_path_is_read_from_the_repo_folder_not_the_current_fol
     age = cell(table, "moved_view", "data_age_seconds", call)
     assert seconds_equal(age, 2 * 86400.0), (
         f"{call}; got data_age_seconds = {show(age)}, expected 172800.0."
+    )
+    # A registry whose views were never materialized: materialized_until is all NaT, and a
+    # column built from None values would be object-typed, no longer tz-aware UTC.
+    got, call = report(student, repos, "never")
+    dtype = got["materialized_until"].dtype
+    assert isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC", (
+        f"{call}, where no view was ever materialized; the column 'materialized_until' has "
+        f"dtype {dtype}, expected datetime64[ns, UTC] even when every value is missing (NaT): "
+        "callers compare it with other UTC timestamps (pd.to_datetime(..., utc=True))."
     )
 
 
@@ -433,6 +442,11 @@ def test_main_exits_2_with_one_line_and_no_traceback_on_bad_input(student, repos
             "--max-lag -5",
             ("-5", "max-lag", "max_lag", "lag"),
         ),
+        (
+            ["--repo", str(repos["views"]), "--now", "2024-04-01", "--max-lag", "soon"],
+            "--max-lag soon",
+            ("soon", "max-lag", "max_lag", "lag"),
+        ),
     ]
     for argv, what, mentions in cases:
         call = f"Called main with {what} ({' '.join(argv[:1] + ['...'] + argv[2:])})"
@@ -455,3 +469,14 @@ def test_main_exits_2_with_one_line_and_no_traceback_on_bad_input(student, repos
                 f"{call}; the message {lines[0]!r} does not say what is wrong: name the bad "
                 f"value or option ({mentions[0]!r})."
             )
+    # argparse reports an unknown option itself (usage and message on stderr, exit 2).
+    argv = ["--repo", str(repos["views"]), "--no-such-option"]
+    call = "Called main(['--repo', REPO, '--no-such-option'])"
+    code, out, err, problem = run_main(student, argv)
+    assert problem is None and "Traceback" not in out + err, (
+        f"{call}; it {problem or 'printed a traceback'}, expected a usage message and exit 2."
+    )
+    assert code == 2, (
+        f"{call}; got the exit code {code!r}, expected 2: an unknown option is bad input "
+        "(argparse exits with 2 by itself; pass its code on)."
+    )

@@ -7,6 +7,8 @@ Run them with `grade check ex3_freshness`.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -238,10 +240,40 @@ def test_format_alerts_gives_one_line_per_view_that_is_not_fresh(student):
             f"{call}; the alert line for {name!r} is {line!r}: give the numbers behind the "
             "status too (its data age, ttl or lag)."
         )
+        for what, number in numbers_behind(table, name):
+            assert says_number(line, number), (
+                f"{call}; the alert line for {name!r} is {line!r}, which does not give {what} "
+                f"({number}): the docstring asks for the newest event and its age in every "
+                "alert, the TTL in a stale one, the end and the lag in a lagging one, "
+                "durations in whole seconds (e.g. '691200 s (8.0 days)')."
+            )
     fresh = expected_report("views", NOW).query("feature_view == 'fresh_view'")
     call = "Called format_alerts on a report whose only view, fresh_view, is fresh"
     got = student.format_alerts(fresh.reset_index(drop=True))
     assert got == [], f"{call}; got {got!r}, expected []: a fresh view raises no alert."
+
+
+def numbers_behind(table: pd.DataFrame, name: str) -> list[tuple[str, str]]:
+    """`(what, text)` an alert for view `name` of `table` must give, as the docstring asks."""
+    row = table.set_index("feature_view").loc[name]
+    wanted = [
+        ("the date of its newest event", row["latest_event_timestamp"].strftime("%Y-%m-%d")),
+        ("its data age in whole seconds", f"{row['data_age_seconds']:.0f}"),
+    ]
+    if row["status"] == "stale":
+        wanted.append(("its TTL in whole seconds", f"{row['ttl_seconds']:.0f}"))
+    if row["status"] == "lagging":
+        wanted.append(
+            ("the date it was materialized until", row["materialized_until"].strftime("%Y-%m-%d"))
+        )
+        wanted.append(("its lag in whole seconds", f"{row['materialization_lag_seconds']:.0f}"))
+    return wanted
+
+
+def says_number(line: str, number: str) -> bool:
+    """Whether `line` holds `number` as a whole token (thousands separators allowed)."""
+    plain = re.sub(r"(?<=\d)[,_](?=\d{3})", "", line)
+    return re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", plain) is not None
 
 
 # -- 5. the command line ------------------------------------------------------------------------
