@@ -74,6 +74,21 @@ def pit_join(entity: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+BARE_YAML = """\
+project: no_definitions
+provider: local
+registry: data/registry.db
+online_store:
+  type: sqlite
+  path: data/online_store.db
+offline_store:
+  type: duckdb
+entity_key_serialization_version: 3
+"""
+"""A valid feature_store.yaml beside a features.py that defines nothing (apply_repo's
+ValueError: nothing would be registered)."""
+
+
 def failed(call: str, exc: StudentError) -> AssertionError:
     if exc.not_implemented:
         return AssertionError(f"Not done yet: {exc.function} still raises NotImplementedError.")
@@ -355,7 +370,7 @@ def test_training_frame_rows_follow_a_shuffled_entity_df_and_keep_its_index(
 @pytest.mark.points(1)
 @pytest.mark.task(taskno=4)
 def test_training_frame_keeps_entity_df_columns_unchanged_then_the_short_feature_names(
-    order_frame, order_df, user_data
+    student, pipeline, order_frame, order_df, user_data
 ):
     call = f"Called training_frame with entity_df columns {list(order_df.columns)} and {REFS}"
     assert_real_values(order_frame, pit_join(order_df, user_data)["daily_spend"], call)
@@ -377,6 +392,14 @@ def test_training_frame_keeps_entity_df_columns_unchanged_then_the_short_feature
             f"expected {b.dtype} (e.g. {b.iloc[0]!r}): entity_df's columns must come back "
             "unchanged (Feast turns naive timestamps into UTC ones: give back entity_df's own)."
         )
+    # No rows at all (a filter that matched nothing): still entity_df's columns, then the features.
+    empty_df = order_df.iloc[:0]
+    call = f"training_frame(repo_dir, entity_df, features) with an empty entity_df ({want[:3]}...)"
+    empty = training(student, pipeline, empty_df, call)
+    assert len(empty) == 0 and list(empty.columns) == want, (
+        f"Called {call}: got {len(empty)} rows and the columns {list(empty.columns)}, expected "
+        f"0 rows and the columns {want}: an empty entity_df gives an empty frame of the same shape."
+    )
 
 
 # No skew -----------------------------------------------------------------------------------
@@ -420,6 +443,24 @@ def test_a_start_after_end_or_a_reference_without_its_view_raises_value_error(pi
         entity,
         ["daily_spend"],
     )
+    for ref in (":daily_spend", "user_activity:"):
+        expect_value_error(
+            student,
+            f"training_frame(repo_dir, entity_df, [{ref!r}]) (not of the form 'view:feature')",
+            "training_frame",
+            pipeline.repo,
+            entity,
+            [ref],
+        )
+    for column in ("user_id", "event_timestamp"):
+        expect_value_error(
+            student,
+            f"training_frame(repo_dir, entity_df without {column!r}, [{REFS[0]!r}])",
+            "training_frame",
+            pipeline.repo,
+            entity.drop(columns=column),
+            [REFS[0]],
+        )
     expect_value_error(
         student,
         f"training_frame(repo_dir, entity_df, [{REFS[0]!r}, {REFS[0]!r}]) (a feature twice)",
@@ -476,6 +517,15 @@ def test_write_repo_creates_missing_parents_can_run_twice_and_apply_needs_its_ya
     assert "duckdb" in str(state.get("offline_store", "")).lower(), (
         f"After write_repo({nested!r}, ...) its feature_store.yaml names the offline store "
         f"{state.get('offline_store')!r}, expected duckdb."
+    )
+    bare = str(student.workdir / "no_definitions")
+    files = {"feature_store.yaml": BARE_YAML.encode(), "features.py": b"# nothing here yet\n"}
+    student.harness("freshness_repos:install", bare, files, [])
+    expect_value_error(
+        student,
+        f"apply_repo({bare!r}) on a repo whose features.py defines no Feast object",
+        "apply_repo",
+        bare,
     )
     empty = str(student.workdir / "no_yaml_here")
     try:
