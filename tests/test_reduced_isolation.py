@@ -160,3 +160,30 @@ def test_batches_grade_one_submission_at_a_time(lab, tmp_path, monkeypatch):
     assert seen == [1]
     run_batch(lab, subs, tmp_path / "out", workers=2, options=batch.GradingOptions())
     assert seen == [1, 2 if bubblewrap.bwrap_works() else 1]
+
+
+def test_what_the_sandbox_user_left_in_shared_folders_is_removed(student_python, as_student):
+    uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+    os.chmod(as_student, 0o755)
+    shared = as_student / "tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # a /tmp of our own, same rules
+    keep = as_student / "keep.txt"
+    keep.write_text("ours")
+    (shared / "root-owned.txt").write_text("ours too")
+    script = textwrap.dedent(f"""
+        import os
+        os.makedirs("{shared}/answers/deep/er")
+        open("{shared}/answers/deep/er/ex2.py", "w").write("leaked")
+        open("{shared}/planted.py", "w").write("x = 1")
+        os.symlink("{keep}", "{shared}/link")
+        os.mkdir("{shared}/open", 0o777)
+    """)
+    python = student_python[0] / "bin" / "python"
+    subprocess.run([str(python), "-c", script], user=uid, group=uid, check=True)
+    os.chmod(shared / "open", 0o777)
+    os.chown(shared / "open", 0, 0)  # another user's world-writable folder, with uid's file in it
+    subprocess.run(["touch", str(shared / "open" / "inside")], user=uid, group=uid, check=True)
+    assert bubblewrap.remove_user_files(uid, roots=(shared,)) == 4
+    assert sorted(p.name for p in shared.rglob("*")) == ["open", "root-owned.txt"]
+    assert keep.read_text() == "ours"  # the link went, not what it pointed to

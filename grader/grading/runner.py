@@ -42,6 +42,7 @@ from grader.sandbox.bubblewrap import (
     bwrap_works,
     dedicated_user,
     end_user_processes,
+    remove_user_files,
     sandbox_uid_for,
     shares_one_user,
 )
@@ -402,8 +403,9 @@ def grade_submission(
         )
     finally:
         user = dedicated_user() if shares_one_user(bwrapped) else None
-        if user is not None:  # what hid from its workers' trees goes now
+        if user is not None:  # what hid from its workers' trees goes now, then its files
             end_user_processes(user)
+            remove_user_files(user)
         if sized:
             budgets.release_tmpfs(workroot)
         shutil.rmtree(workroot, ignore_errors=True)

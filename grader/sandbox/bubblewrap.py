@@ -25,6 +25,7 @@ import functools
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,62 @@ def end_user_processes(uid: int) -> None:
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
+"""World-writable folders every user can leave files in, outside the private folder."""
+
+
+def remove_user_files(uid: int, roots: tuple[Path, ...] = SHARED_TMP) -> int:
+    """Delete what host user `uid` left under `roots`; return how many top entries went.
+
+    Reduced isolation has no private /tmp: a submission could leave files there for the next
+    one (its answers, a planted module) or fill it. Run after `end_user_processes`, when
+    nothing of `uid` runs any more to race us. Only entries `uid` owns go (a folder of its
+    own goes whole, by `shutil.rmtree`'s fd-based walk, which never follows a symlink); other
+    users' world-writable folders are searched a few levels down, the rest is not entered.
+    """
+    if uid == 0:
+        return 0
+    removed = 0
+    for root in roots:
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            removed += _sweep(fd, uid, depth=3)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _sweep(fd: int, uid: int, depth: int) -> int:
+    removed = 0
+    try:
+        with os.scandir(fd) as entries:
+            names = [entry.name for entry in entries]
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            st = os.lstat(name, dir_fd=fd)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if st.st_uid == uid:
+                if is_dir:
+                    shutil.rmtree(name, dir_fd=fd)
+                else:
+                    os.unlink(name, dir_fd=fd)
+                removed += 1
+            elif is_dir and st.st_mode & stat.S_IWOTH and depth > 1:
+                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                try:
+                    removed += _sweep(sub, uid, depth - 1)
+                finally:
+                    os.close(sub)
+        except (OSError, RecursionError):  # gone already; or a tree too deep to walk here
+            continue
+    return removed
 
 
 def _python_roots() -> list[Path]:
