@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from grader.course import datagen
+from grader.sandbox.bubblewrap import readable_by_others
 
 INT, FLOAT = "int64", "float64"
 SCHEMAS = {
@@ -191,3 +194,26 @@ def test_the_features_carry_a_fraud_signal(frames):
     # Point-in-time features alone (no amount) separate fraud better than chance.
     assert _auc(joined["chargeback_rate_30d"].fillna(0).to_numpy(), label) > 0.6
     assert _auc(joined["amount"].to_numpy(), label) > 0.8
+
+
+def test_generated_files_are_readable_by_the_sandbox_user(data_dir):
+    # A sandbox runs student code as an unprivileged uid; 0600 data would make it keep ours.
+    assert readable_by_others((data_dir,))
+    modes = {p.name: p.stat().st_mode & 0o777 for p in data_dir.rglob("*.parquet")}
+    assert modes and all(mode & 0o444 == 0o444 for mode in modes.values()), modes
+
+
+def test_make_readable_repairs_an_old_installs_private_files(tmp_path):
+    (tmp_path / "fraud").mkdir(mode=0o700)
+    files = ["user_features.parquet", "fraud/transactions.parquet"]
+    for name in files:
+        (tmp_path / name).write_bytes(b"PAR1")
+        (tmp_path / name).chmod(0o600)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "notes.txt").chmod(0o600)
+    (tmp_path / datagen.MANIFEST_NAME).write_text(json.dumps({"files": files}))
+    datagen.make_readable(tmp_path)
+    assert readable_by_others((tmp_path / "fraud",))
+    assert all((tmp_path / name).stat().st_mode & 0o777 == 0o644 for name in files)
+    assert (tmp_path / "fraud").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "notes.txt").stat().st_mode & 0o777 == 0o600  # not ours to open up

@@ -307,12 +307,34 @@ def is_current(data_dir: Path, seed: int) -> bool:
     return all((data_dir / name).is_file() for name in manifest.get("files", []))
 
 
+def make_readable(data_dir: Path) -> None:
+    """Let every user read the generated files and list their folders (files gain 0444,
+    folders 0555; nothing is taken away).
+
+    The data is the course's public data, and a sandbox runs student code as an unprivileged
+    uid that must read it: a 0600 file (mkstemp's mode, or an old install's) would make the
+    sandbox keep our own uid instead (`grader.sandbox.bubblewrap.readable_by_others`). Files
+    we may not change are left as they are.
+    """
+    manifest = read_manifest(data_dir) or {}
+    paths = [data_dir / name for name in manifest.get("files", [])]
+    folders = {data_dir, *(p.parent for p in paths)}
+    for path, bits in [*((f, 0o555) for f in folders), *((p, 0o444) for p in paths)]:
+        try:
+            mode = path.stat().st_mode & 0o7777
+            if mode | bits != mode:
+                os.chmod(path, mode | bits)
+        except OSError:
+            continue
+
+
 def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         frame.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the data is public (see make_readable)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -332,4 +354,5 @@ def write_dataset(data_dir: Path, seed: int = 42) -> dict[str, int]:
     rows = {name: len(frame) for name, frame in dataset.frames.items()}
     manifest = {"seed": seed, "version": DATA_VERSION, "files": sorted(rows), "rows": rows}
     (data_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    make_readable(data_dir)
     return rows

@@ -103,6 +103,7 @@ def ensure_data(kit: Kit, seed: int, force: bool, echo: Callable[[str], None]) -
     """Generate `data/` from `seed` unless it is already current (or `force`)."""
     data_dir = kit.data_dir
     if not force and datagen.is_current(data_dir, seed):
+        datagen.make_readable(data_dir)  # an older kit wrote its files 0600
         echo(f"data: present in {data_dir} (seed {seed}), kept; --force regenerates it")
         return
     _writable_dir(data_dir, "data")
