@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -166,6 +167,20 @@ class GradingContext:
         """A file path in the oracle cache, keyed by the suites and the data version."""
         return oracle.cache_path(self.options.cache_dir, self.digest, self.kit.data_dir, name)
 
+    def done(self, slug: str) -> None:
+        """`slug`'s tests are over: stop its job worker and, if it had one, the reference's
+        worker, so that the next exercise's workers do not add to their memory (on
+        Gradescope the whole run must fit in 768 MB). A later call restarts them."""
+        proxy = self.proxies.get(slug)
+        if proxy is not None:
+            proxy.close()  # its job worker only: the submission's worker is shared
+        reference = self.proxies.pop(f"reference:{slug}", None)
+        if reference is not None:
+            reference.close()
+            if self.reference_worker is not None:
+                self.reference_worker.close()
+                self.reference_worker = None
+
     def close(self) -> None:
         for proxy in self.proxies.values():
             proxy.close()  # its job worker; the shared workers are closed below
@@ -218,10 +233,21 @@ def _raw_feedback(exc: BaseException) -> tuple[str, str]:
 class _Collector:
     """pytest plugin that turns test outcomes into `TestResult`s (never test source)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_exercise_done: Callable[[str], None] | None = None) -> None:
         self.results: dict[str, TestResult] = {}
         self.slugs: dict[str, str] = {}
         self.collect_errors: list[str] = []
+        self.on_exercise_done = on_exercise_done
+        self._running: str | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Suites run in course order, an exercise's files together: when the next exercise
+        # starts, the last one's module fixtures are torn down and its helpers can go.
+        slug = Path(str(item.fspath)).parent.name
+        if self._running not in (None, slug) and self.on_exercise_done is not None:
+            self.on_exercise_done(self._running)
+        self._running = slug
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -254,8 +280,14 @@ class _Collector:
             self.collect_errors.append(f"{report.nodeid}: suite could not be loaded")
 
 
-def _run_suites(files: list[Path], root: Path, *, exitfirst: bool = False) -> _Collector:
-    collector = _Collector()
+def _run_suites(
+    files: list[Path],
+    root: Path,
+    *,
+    exitfirst: bool = False,
+    on_exercise_done: Callable[[str], None] | None = None,
+) -> _Collector:
+    collector = _Collector(on_exercise_done)
     args = [
         *(["-x"] if exitfirst else []),
         *(str(f) for f in files),
@@ -387,7 +419,9 @@ def grade_submission(
         ctx.prestart()
         try:
             files = [p for _, _, p in suite_files(kit, slugs, options.include_hidden)]
-            collector = _run_suites(files, suites_dir(kit), exitfirst=options.exitfirst)
+            collector = _run_suites(
+                files, suites_dir(kit), exitfirst=options.exitfirst, on_exercise_done=ctx.done
+            )
             exercises = _exercise_results(kit, slugs, staged, ctx, collector)
         finally:
             ctx.close()
