@@ -6,6 +6,11 @@ Two halves:
   (`function(student_module, ...)`): Feast objects cannot leave it, so it returns the registry
   file's bytes, which the trusted side re-parses within size caps. `historical` runs in a
   fresh job that never loaded the student's module (`student.job`) and returns plain frames.
+  It is not free of student code, though: Feast unpickles (dill) every on-demand view of the
+  registry when it lists them, so the student's UDF can run in the job too. The suites judge
+  its frames against their own expectations (an independent point-in-time join), never
+  taking the job's word; removing the on-demand views from the job's registry when none is
+  asked for is still to do.
 * `read_registry`, `applied_registry`: run on the TRUSTED side (the suites). They parse the
   registry bytes with the protobuf classes only (never `from_proto`: an on-demand view carries
   dill-pickled student code) and return plain dicts for the suites to judge.
