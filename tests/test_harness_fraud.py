@@ -30,3 +30,38 @@ def test_a_timed_out_apply_is_reported_the_same_way_to_both_suites(tmp_path):
         with pytest.raises(StudentTimeout, match="no answer"):
             fraud.applied_registry(student, tmp_path / "data", "repo")
     assert student.calls == 1  # not re-applied into the folder the first try left behind
+
+
+def test_the_historical_job_never_loads_the_registrys_pickled_code(lab, tmp_path, monkeypatch):
+    import importlib.util
+
+    import pandas as pd
+    from feast.on_demand_feature_view import OnDemandFeatureView
+
+    spec = importlib.util.spec_from_file_location(
+        "ex1_solution", lab.root / "solutions" / "ex1_fraud_design" / "fraud_design.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)  # historical changes the current folder
+    repo = tmp_path / "repo"
+    fraud.apply_definitions(module, str(lab.data_dir), str(repo))
+
+    loaded = []
+    original = OnDemandFeatureView.from_proto.__func__
+
+    def counting(cls, *args, **kwargs):
+        loaded.append(args[0].spec.name)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(OnDemandFeatureView, "from_proto", classmethod(counting))
+    txns = pd.read_parquet(lab.data_dir / "fraud" / "transactions.parquet").head(20)
+    entity = txns[["user_id", "merchant_id", "amount", "event_timestamp"]]
+    frame = fraud.historical(str(repo), entity)
+    assert {"avg_amount_7d", "is_high_risk"} <= set(frame.columns) and len(frame) == 20
+    assert loaded == []  # the service's training frame never unpickled the on-demand view
+    with pytest.raises(Exception, match=fraud.ODFV):
+        fraud.historical(str(repo), entity, [f"{fraud.ODFV}:{fraud.RATIO}"])
+    assert loaded == []
+    ratio = fraud.historical_here(None, str(repo), entity, [f"{fraud.ODFV}:{fraud.RATIO}"])
+    assert fraud.RATIO in ratio.columns and fraud.ODFV in loaded

@@ -6,11 +6,11 @@ Two halves:
   (`function(student_module, ...)`): Feast objects cannot leave it, so it returns the registry
   file's bytes, which the trusted side re-parses within size caps. `historical` runs in a
   fresh job that never loaded the student's module (`student.job`) and returns plain frames.
-  It is not free of student code, though: Feast unpickles (dill) every on-demand view of the
-  registry when it lists them, so the student's UDF can run in the job too. The suites judge
-  its frames against their own expectations (an independent point-in-time join), never
-  taking the job's word; removing the on-demand views from the job's registry when none is
-  asked for is still to do.
+  Feast would unpickle (dill) the student's on-demand view, and any view's transformation,
+  whenever it lists them: the job hides that pickled code from Feast (`_hide_pickled_code`),
+  so no student code runs in it. Frames of the on-demand view itself need the student's UDF:
+  `historical_here` builds them in the student's own worker, and the suites judge its output
+  against their own expectations.
 * `read_registry`, `applied_registry`: run on the TRUSTED side (the suites). They parse the
   registry bytes with the protobuf classes only (never `from_proto`: an on-demand view carries
   dill-pickled student code) and return plain dicts for the suites to judge.
@@ -112,14 +112,18 @@ def apply_definitions(
     return {"registry": registry.read_bytes() if registry.is_file() else b"", "object_types": types}
 
 
-def historical(repo_dir: str, entity_df: Any, features: list[str] | None = None) -> Any:
+def historical(
+    repo_dir: str, entity_df: Any, features: list[str] | None = None, *, udfs: bool = False
+) -> Any:
     """The training frame of `entity_df` from the applied repo (duckdb offline store).
 
     Runs in a JOB (`student.job`): a fresh worker that never loaded the student's module,
     reading the repo `apply_definitions` filled. It first writes the grader's own
     `feature_store.yaml` again: a config may name a store class, which Feast would import.
     `features` None means the feature service `fraud_detection_v1`; otherwise Feast feature
-    references such as `"transaction_risk:amount_to_avg_7d_ratio"`.
+    references such as `"user_txn_stats:avg_amount_7d"`. Without `udfs` Feast never sees the
+    registry's pickled code (on-demand and stream views, view transformations): references
+    to an on-demand view then fail as unknown (see `historical_here`).
     """
     from feast import FeatureStore
 
@@ -127,9 +131,41 @@ def historical(repo_dir: str, entity_df: Any, features: list[str] | None = None)
     # The current folder the student's worker had (its exercise folder), for relative paths.
     os.chdir(Path(repo_dir).parent)
     store = FeatureStore(repo_path=str(repo_dir))
+    if not udfs:
+        _hide_pickled_code(store)
     wanted: Any = store.get_feature_service(SERVICE) if features is None else list(features)
     frame = store.get_historical_features(entity_df=entity_df, features=wanted).to_df()
     return frame.reset_index(drop=True)
+
+
+def historical_here(_module: Any, repo_dir: str, entity_df: Any, features: list[str]) -> Any:
+    """`historical` with the student's on-demand view, in the student's OWN worker
+    (`student.harness`): its UDF is student code, so it runs where student code already
+    ran, and what comes back is judged like any answer."""
+    return historical(repo_dir, entity_df, features, udfs=True)
+
+
+def _hide_pickled_code(store: Any) -> None:
+    """Have `store`'s registry hand Feast copies of its proto without pickled code.
+
+    Every registry read of Feast 0.67's file registry goes through `_get_registry_proto`;
+    the copies lack on-demand and stream views (their UDFs are dill pickles, which run code
+    when loaded) and the `feature_transformation` of every feature view (a UDF as well).
+    """
+    registry = store.registry
+    read = registry._get_registry_proto
+
+    def without_code(*args: Any, **kwargs: Any) -> Any:
+        proto = read(*args, **kwargs)
+        clean = type(proto)()
+        clean.CopyFrom(proto)
+        del clean.on_demand_feature_views[:]
+        del clean.stream_feature_views[:]
+        for view in clean.feature_views:
+            view.spec.ClearField("feature_transformation")
+        return clean
+
+    registry._get_registry_proto = without_code
 
 
 # ------------------------------------------------------------------ on the trusted side

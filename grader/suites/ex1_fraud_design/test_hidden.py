@@ -439,8 +439,9 @@ def test_transaction_risk_in_training_is_the_amount_over_the_7_day_average(
     entity = expected[ENTITY_COLUMNS]
     what = f"Built a training frame of {ODFV}:{RATIO} for {len(entity)} transactions"
     try:
-        frame = student.job(
-            "fraud:historical",
+        # The UDF is student code: built in the student's own worker, judged below.
+        frame = student.harness(
+            "fraud:historical_here",
             str(student.workdir / "repo"),
             entity,
             [f"{ODFV}:{RATIO}"],
@@ -513,8 +514,12 @@ def test_transaction_risk_is_missing_not_infinite_when_the_average_is_missing_or
         "and unknown"
     )
     try:
-        frame = student.job(
-            "fraud:historical", str(student.workdir / "repo_tiny"), entity, [f"{ODFV}:{RATIO}"]
+        frame = student.harness(
+            "fraud:historical_here",
+            str(student.workdir / "repo_tiny"),
+            entity,
+            [f"{ODFV}:{RATIO}"],
+            _timeout=180,
         )
     except StudentError as exc:
         raise call_failed(what, exc) from None
