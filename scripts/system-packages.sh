@@ -10,7 +10,9 @@ command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing system packages:$missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq $missing >/dev/null && exit 0
+    # Wait for another apt/dpkg run (a second terminal, unattended-upgrades) instead of failing.
+    lock="-o DPkg::Lock::Timeout=300"
+    apt-get $lock update -qq && apt-get $lock install -y -qq $missing >/dev/null && exit 0
     echo "apt-get could not install:$missing" >&2
     exit 1
 fi
