@@ -21,15 +21,19 @@ from pathlib import Path
 import pytest
 
 from grader.classroom.gradescope_try import _interpreter
+from grader.course import typeguard_cache
 from grader.course.kit import Kit, load_kit
 from grader.course.reference_repo import run_setup
 from grader.sandbox import bubblewrap
 from grader.sandbox.bubblewrap import SANDBOX_USER
 
+# None of the imports above loads Feast: this trusted test process may add to the cache.
+typeguard_cache.install(record=True)
+
 # The grader's oracle cache: private to this test session (subprocesses inherit it).
 os.environ["FSLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="fslab-test-cache-")
 
-from kit_helpers import KIT_ROOT, copy_kit, free_port, import_file  # noqa: F401
+from kit_helpers import KIT_ROOT, copy_kit, free_port, import_file  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader.course import datagen
+from grader.course import datagen, typeguard_cache
 from grader.course.kit import Kit, KitError, load_kit
 from grader.grading.oracle import default_cache_dir
 from grader.grading.staging import ShippedSubmission, SubmissionError
@@ -298,6 +298,7 @@ def _serve(kit: Kit, slots: int, sock: socket.socket) -> None:
 def main(argv: list[str] | None = None) -> int:
     """`python -m grader.classroom.cluster_worker KIT SLOTS FD`: the grading server."""
     root, slots, fd = (sys.argv[1:] if argv is None else argv)[:3]
+    typeguard_cache.install(record=True)  # trusted: it only ever forks sandboxed jobs
     sock = socket.socket(fileno=int(fd))
     try:
         _serve(load_kit(Path(root)), int(slots), sock)

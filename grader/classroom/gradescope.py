@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from grader.classroom.release import ReleaseError, copy_kit_files
+from grader.course import typeguard_cache
 from grader.course.kit import Kit, KitError, load_kit
 from grader.grading.gradescope_results import plain
 from grader.grading.options import GradingOptions
@@ -217,6 +218,7 @@ def run_autograder(kit_root: Path, root: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    typeguard_cache.install(record=True)
     kit_root, root = Path(argv[0]), Path(argv[1])
     results = run_autograder(kit_root, root)
     print(f"score {results['score']:g}; results in {root / 'results' / 'results.json'}")

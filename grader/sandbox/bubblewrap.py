@@ -188,7 +188,7 @@ def end_user_processes(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
-SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
+SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/lock"))
 """World-writable folders every user can leave files in, outside the private folder."""
 
 

@@ -31,6 +31,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
+from grader.course import typeguard_cache
 from grader.sandbox.protocol import UnsupportedValue, decode, encode, read_message, write_message
 
 OUTPUT_LIMIT = 64 * 1024
@@ -201,6 +202,7 @@ def lock_down() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     lock_down()
+    typeguard_cache.install(record=False)  # read only: student code may run here later
     preload(argv[2:])
     return serve(int(argv[0]), int(argv[1]))
 
