@@ -810,7 +810,7 @@ def bench_cmd(ctx: click.Context, quick: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from grader.course import typeguard_cache
+    from grader.sandbox import typeguard_cache
 
     typeguard_cache.install(record=True)  # a trusted process: it may add to the cache
     cli(prog_name="grade")

@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 
 from grader.classroom.gradescope_try import _interpreter
-from grader.course import typeguard_cache
 from grader.course.kit import Kit, load_kit
 from grader.course.reference_repo import run_setup
-from grader.sandbox import bubblewrap
+from grader.sandbox import bubblewrap, typeguard_cache
 from grader.sandbox.bubblewrap import SANDBOX_USER
 
 # None of the imports above loads Feast: this trusted test process may add to the cache.

@@ -32,7 +32,7 @@ PROBE = textwrap.dedent(
     import hashlib, json, sys
     from pathlib import Path
     from typeguard import _decorators
-    from grader.course import typeguard_cache
+    from grader.sandbox import typeguard_cache
 
     calls = []
     original = _decorators.instrument

@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader.course import datagen, typeguard_cache
+from grader.course import datagen
 from grader.course.kit import Kit, KitError, load_kit
 from grader.grading.oracle import default_cache_dir
 from grader.grading.staging import ShippedSubmission, SubmissionError
 from grader.grading.suites import suite_digest
+from grader.sandbox import typeguard_cache
 from grader.sandbox.bubblewrap import bwrap_works, shares_one_user
 
 PLUGIN_NAME = "fslab-grader"

@@ -21,11 +21,11 @@ import zipfile
 from pathlib import Path
 
 from grader.classroom.release import ReleaseError, copy_kit_files
-from grader.course import typeguard_cache
 from grader.course.kit import Kit, KitError, load_kit
 from grader.grading.gradescope_results import plain
 from grader.grading.options import GradingOptions
 from grader.grading.scorecard import write_json_atomic
+from grader.sandbox import typeguard_cache
 from grader.sandbox.bubblewrap import (
     SANDBOX_USER,
     Limits,

@@ -31,7 +31,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
-from grader.course import typeguard_cache
+from grader.sandbox import typeguard_cache
 from grader.sandbox.protocol import UnsupportedValue, decode, encode, read_message, write_message
 
 OUTPUT_LIMIT = 64 * 1024

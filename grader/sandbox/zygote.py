@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     pool_root = argv[1]
     # Jobs outlive their builders; as a subreaper we inherit them, so only we reap and kill them.
     _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
-    from grader.course import typeguard_cache
+    from grader.sandbox import typeguard_cache
     from grader.sandbox.worker import preload
 
     typeguard_cache.install(record=False)  # read only: jobs run student code
