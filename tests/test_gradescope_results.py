@@ -1,5 +1,6 @@
 """Gradescope results.json reads well, is plain text and validates against the kit's schema;
-the container sizing reads cgroup limits; the no-network seccomp mode refuses IP sockets."""
+the container sizing reads cgroup limits; the host-namespace seccomp mode refuses new
+sockets and IPC."""
 
 from __future__ import annotations
 
@@ -141,17 +142,35 @@ def test_worker_budgets_leave_room_for_the_trusted_side():
 
 NET_PROBE = textwrap.dedent(
     """
-    import os, socket, sys
-    os.environ["FSLAB_SECCOMP_NO_INET"] = sys.argv[1]
+    import ctypes, os, platform, socket, sys
+    os.environ["FSLAB_SECCOMP_HOST_NS"] = sys.argv[1]
+    from grader.sandbox.seccomp import _ARCHES
     from grader.sandbox.worker import lock_down
     lock_down()
     out = []
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
         try:
             socket.socket(family, socket.SOCK_STREAM).close()
             out.append("open")
         except OSError:
             out.append("refused")
+    libc = ctypes.CDLL(None, use_errno=True)
+    numbers = _ARCHES[platform.machine()][1]
+    IPC_PRIVATE, IPC_CREAT, IPC_RMID = 0, 0o1000, 0
+    for get, rm, args in (
+        ("shmget", "shmctl", (4096, IPC_CREAT | 0o600)),
+        ("msgget", "msgctl", (IPC_CREAT | 0o600,)),
+        ("semget", "semctl", (1, IPC_CREAT | 0o600)),
+    ):
+        ident = libc.syscall(numbers[get], IPC_PRIVATE, *args)
+        out.append("refused" if ident == -1 else "open")
+        if ident != -1:
+            libc.syscall(numbers[rm], ident, IPC_RMID, 0)
+    queue = libc.syscall(numbers["mq_open"], b"fslab-probe", os.O_CREAT | os.O_RDWR, 0o600, None)
+    out.append("refused" if queue == -1 else "open")
+    if queue != -1:
+        os.close(queue)
+        libc.syscall(numbers["mq_unlink"], b"fslab-probe")
     a, b = socket.socketpair()
     a.sendall(b"x")
     out.append(b.recv(1).decode())
@@ -160,8 +179,13 @@ NET_PROBE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(("flag", "expected"), [("1", "refused,refused,x"), ("", "open,open,x")])
-def test_the_no_network_filter_refuses_ip_sockets_and_keeps_unix_ones(flag, expected):
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [("1", ",".join(["refused"] * 7 + ["x"])), ("", ",".join(["open"] * 7 + ["x"]))],
+)
+def test_the_host_namespace_filter_refuses_sockets_and_ipc_and_keeps_socketpairs(flag, expected):
+    # Reduced isolation shares the host's network and IPC namespaces: new sockets (IP or a
+    # local service's Unix socket) and IPC objects, which outlive a submission, are refused.
     proc = subprocess.run(
         [sys.executable, "-c", NET_PROBE, flag], capture_output=True, text=True, timeout=60
     )

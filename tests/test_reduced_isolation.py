@@ -27,18 +27,24 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs
 REFUSED = "refusing to run student code as root"
 
 
-@pytest.fixture
-def python_out_of_reach(monkeypatch):
-    """This Python as one the sandbox user cannot reach (a venv under a 0700 /root)."""
+@pytest.fixture(params=["python out of reach", "no sandbox user"])
+def python_out_of_reach(request, monkeypatch):
+    """No bubblewrap, and either this Python as one the sandbox user cannot reach (a venv
+    under a 0700 /root) or no dedicated sandbox user at all (`nobody` runs system daemons)."""
     for module in (bubblewrap, batch, gradescope):
         monkeypatch.setattr(module, "bwrap_works", lambda: False)
+    if request.param == "no sandbox user":
+        monkeypatch.setattr(bubblewrap, "SANDBOX_USER", "fslab-no-such-user")
+        return "does not exist"
     monkeypatch.setattr(bubblewrap, "can_drop_privileges", lambda: False)
+    return "cannot reach this Python"
 
 
 def test_a_worker_that_would_run_as_root_is_refused(tmp_path, python_out_of_reach):
     (tmp_path / "m.py").write_text("x = 1\n")
-    with pytest.raises(WorkerError, match=REFUSED):
+    with pytest.raises(WorkerError, match=REFUSED) as refused:
         Worker(tmp_path, limits=Limits(start_timeout_s=5), use_bwrap=False).spawn()
+    assert python_out_of_reach in str(refused.value)
 
 
 def test_check_and_batch_refuse_in_one_line_and_write_nothing(lab, tmp_path, python_out_of_reach):
@@ -187,3 +193,46 @@ def test_what_the_sandbox_user_left_in_shared_folders_is_removed(student_python,
     assert bubblewrap.remove_user_files(uid, roots=(shared,)) == 4
     assert sorted(p.name for p in shared.rglob("*")) == ["open", "root-owned.txt"]
     assert keep.read_text() == "ours"  # the link went, not what it pointed to
+
+
+HIDE_AT_IMPORT = """
+import os, time
+if os.fork() == 0:  # a grandchild in a session of its own: outside the worker's tree
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(300)
+    os._exit(0)
+time.sleep(300)
+"""
+
+
+def test_a_killed_grading_child_still_has_the_sandbox_users_processes_ended(
+    lab, tmp_path, as_student, monkeypatch
+):
+    # No control groups (as on Gradescope): only ending the sandbox user's processes stops
+    # what a submission hid. The grading child that would do it is killed first, so its
+    # parent must.
+    from grader.grading.child import start_child
+    from grader.grading.options import GradingOptions
+    from grader.sandbox import budgets
+
+    monkeypatch.setattr(budgets, "layout", lambda: None)
+    uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+    sub = tmp_path / "hider"
+    sub.mkdir()
+    (sub / "pit_join.py").write_text(HIDE_AT_IMPORT)
+    child = start_child(
+        lab, sub, name="hider", slugs=["ex2_pit_join"], options=GradingOptions(use_bwrap=False)
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_user_processes(uid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_user_processes(uid)) >= 2  # the worker and the one it hid
+        child.kill()
+        card = child.result()
+        assert card.status == "error" and card.score == 0
+        assert _user_processes(uid) == []
+    finally:
+        child.kill()
+        bubblewrap.end_user_processes(uid)

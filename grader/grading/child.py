@@ -24,7 +24,7 @@ from typing import Any
 
 from grader.course.kit import Kit
 from grader.grading.options import GradingOptions
-from grader.grading.runner import error_scorecard, grade_submission
+from grader.grading.runner import end_sandbox_user, error_scorecard, grade_submission
 from grader.grading.scorecard import Scorecard, write_json_atomic
 from grader.grading.staging import ShippedSubmission, submission_id
 from grader.sandbox import budgets
@@ -90,7 +90,10 @@ class ChildGrading:
         self.process.join(10)
 
     def release(self) -> bool:
-        """Kill whatever is left in the submission's group and remove it; True when gone."""
+        """Kill whatever is left in the submission's group and remove it, and end what the
+        sandbox user still runs (a child killed by us or the kernel skipped its own cleanup);
+        True when the group is gone."""
+        end_sandbox_user(self.options)
         if self.group is None:
             return True
         gone = self.group.remove()

@@ -436,13 +436,23 @@ def grade_submission(
             exercises=exercises,
         )
     finally:
-        user = dedicated_user() if shares_one_user(bwrapped) else None
-        if user is not None:  # what hid from its workers' trees goes now, then its files
-            end_user_processes(user)
-            remove_user_files(user)
+        end_sandbox_user(options)
         if sized:
             budgets.release_tmpfs(workroot)
         shutil.rmtree(workroot, ignore_errors=True)
+
+
+def end_sandbox_user(options: GradingOptions) -> None:
+    """In reduced isolation as root (every worker runs as the one dedicated user, one
+    submission at a time) end every process of that user, then remove its files from the
+    shared temporary folders: what hid from its workers' trees goes with the submission.
+    Called at the end of `grade_submission` and again by the parent of a grading child, which
+    may have been killed before its own cleanup ran."""
+    bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+    user = dedicated_user() if shares_one_user(bwrapped) else None
+    if user is not None:
+        end_user_processes(user)
+        remove_user_files(user)
 
 
 def error_scorecard(

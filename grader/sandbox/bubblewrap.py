@@ -10,12 +10,12 @@ When the grader is root, bubblewrap itself runs as the unprivileged host uid
 `budgets.SANDBOX_UID` (the folders it binds are opened by us and handed over as descriptors),
 so nothing made inside belongs to the host's root.
 
-Without `bwrap` the worker still gets the limits, its own session, the seccomp filter with IP
-sockets refused and, when we are root and the Python installation is world-readable, the
-dedicated unprivileged user `fslab-student` (or `nobody` where it does not exist), which owns
-only the worker's private folder; `isolation` then says "reduced", as it does when no control
-group can be made. See `grader.sandbox.reduced` for what the trusted side locks away from that
-user before any student code runs.
+Without `bwrap` the worker still gets the limits, its own session, the seccomp filter with new
+sockets and System V / POSIX IPC refused (it shares the host's namespaces) and, when we are
+root, the dedicated unprivileged user `fslab-student` (refused without it, or when that user
+cannot reach this Python), which owns only the worker's private folder; `isolation` then
+says "reduced", as it does when no control group can be made. See `grader.sandbox.reduced`
+for what the trusted side locks away from that user before any student code runs.
 """
 
 from __future__ import annotations
@@ -139,9 +139,19 @@ def can_drop_privileges() -> bool:
 
 def root_refusal(use_bwrap: bool) -> str | None:
     """Why student code may not run here, or None. As root without bubblewrap a worker runs
-    as `sandbox_user()`; where that user cannot reach this Python (a venv under a 0700
-    `/root`) it would run as root, with every file of the grader open to it: refuse."""
-    if use_bwrap or os.geteuid() != 0 or can_drop_privileges():
+    as the dedicated `fslab-student`: where that user does not exist (`nobody` runs system
+    daemons, which a submission could signal, and whose processes we could not end), or
+    cannot reach this Python (a venv under a 0700 `/root`, so the worker would run as root
+    with every file of the grader open to it): refuse."""
+    if use_bwrap or os.geteuid() != 0:
+        return None
+    if dedicated_user() is None:
+        return (
+            "refusing to run student code as root without bubblewrap: the sandbox user "
+            f"{SANDBOX_USER} does not exist; run `make install` as root (it creates that "
+            "user), or make bubblewrap work"
+        )
+    if can_drop_privileges():
         return None
     blocked = next(p for p in _python_roots() if not _world_readable(p))
     return (
@@ -171,6 +181,38 @@ def end_user_processes(uid: int) -> None:
     for reduced isolation, where that user runs one submission at a time."""
     if os.geteuid() != 0 or uid == 0:
         return
+    # A process being killed stays visible until it has exited: wait for that (a fork bomb
+    # under load may take a moment), sending the signals again to anything still alive.
+    deadline = time.monotonic() + 10
+    while True:
+        _kill_all_as(uid)
+        if not _live_processes_of(uid) or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
+def _live_processes_of(uid: int) -> list[int]:
+    """Pids of the processes of host user `uid` that have not exited (zombies aside)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        real_uid = status.get("Uid", "").split()
+        if (
+            real_uid
+            and int(real_uid[0]) == uid
+            and not status.get("State", "").strip().startswith(("Z", "X"))
+        ):
+            pids.append(int(entry))
+    return pids
+
+
+def _kill_all_as(uid: int) -> None:
     pid = os.fork()
     if pid == 0:  # only system calls until _exit: this may be a threaded process
         try:
@@ -261,10 +303,11 @@ def rlimits(limits: Limits) -> dict[str, int]:
     }
 
 
-def worker_env(workdir: Path, *, no_network: bool = False) -> dict[str, str]:
-    """The whole environment of a worker: nothing of ours leaks in. `no_network` asks the
-    worker's seccomp filter to refuse IP sockets too (no network namespace to do it)."""
-    extra = {"FSLAB_SECCOMP_NO_INET": "1"} if no_network else {}
+def worker_env(workdir: Path, *, host_namespaces: bool = False) -> dict[str, str]:
+    """The whole environment of a worker: nothing of ours leaks in. `host_namespaces` asks
+    the worker's seccomp filter to refuse new sockets and IPC objects too (it shares the
+    host's network and IPC namespaces, so nothing else does)."""
+    extra = {"FSLAB_SECCOMP_HOST_NS": "1"} if host_namespaces else {}
     return {
         **extra,
         "PATH": "/usr/bin:/bin",
@@ -587,7 +630,7 @@ class Worker:
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
             enter(cgroup, limits, uid, reach, gid=gid)
 
-        env = worker_env(self.workdir, no_network=not self.use_bwrap)
+        env = worker_env(self.workdir, host_namespaces=not self.use_bwrap)
         reach = Reach(uid) if uid is not None and self.use_bwrap else None
         self._oom_before = oom_kills()
         try:

@@ -5,8 +5,9 @@ sees the real filesystem. It runs as the unprivileged `fslab-student` user (see
 `grader.sandbox.bubblewrap.sandbox_user`) that owns only the worker's private folder, so the
 file permissions decide the rest: before any student code runs, the trusted side makes what
 the worker must not read or change (hidden suites, solutions, the oracle cache, the results
-and the original submission) reachable by root alone. The seccomp filter refuses IP sockets
-(no network) and the usual limits apply; the worker's process group, and every process the
+and the original submission) reachable by root alone. The seccomp filter refuses new sockets
+(no network, no local services) and System V and POSIX IPC (whose objects would outlive the
+submission), and the usual limits apply; the worker's process group, and every process the
 memory watchdog saw in its tree, is killed at the end.
 """
 

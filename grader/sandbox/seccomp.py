@@ -5,9 +5,13 @@ are shared with the grader and between jobs, so they would be a channel from one
 to the next) and `unshare`/`setns` (new namespaces only widen the kernel surface). `clone3`
 gets ENOSYS, so the C library falls back to `clone`, whose flags a filter can read: a
 `clone` that asks for any new namespace is refused too. io_uring is refused (its requests,
-sockets included, would pass the filter unseen). With `no_inet` (a worker without a network
-namespace of its own), `socket` for IPv4, IPv6 and packet sockets is refused as well: no
-network, while Unix sockets still work. Everything else is allowed.
+sockets included, would pass the filter unseen). With `host_namespaces` (a worker that shares
+the host's network and IPC namespaces: reduced isolation, no bubblewrap) the filter also
+stands in for those namespaces: `socket` is refused for IPv4, IPv6 and packet sockets (no
+network) and for Unix sockets (no reaching a local service's socket, path or abstract), while
+`socketpair` still works; and System V shared memory, semaphores and message queues and POSIX
+message queues are refused, since their objects outlive the process and would be a channel
+from one submission to the next. Everything else is allowed.
 
 The filter is classic BPF, built here with the standard constants; it needs no library.
 It is installed with no_new_privs set, by the worker itself, before any student code loads.
@@ -37,6 +41,24 @@ _ARCHES = {
             "io_uring_setup": 425,
             "io_uring_enter": 426,
             "io_uring_register": 427,
+            "shmget": 29,
+            "shmat": 30,
+            "shmctl": 31,
+            "semget": 64,
+            "semop": 65,
+            "semctl": 66,
+            "shmdt": 67,
+            "msgget": 68,
+            "msgsnd": 69,
+            "msgrcv": 70,
+            "msgctl": 71,
+            "semtimedop": 220,
+            "mq_open": 240,
+            "mq_unlink": 241,
+            "mq_timedsend": 242,
+            "mq_timedreceive": 243,
+            "mq_notify": 244,
+            "mq_getsetattr": 245,
         },
     ),  # fmt: skip
     "aarch64": (
@@ -54,12 +76,31 @@ _ARCHES = {
             "io_uring_setup": 425,
             "io_uring_enter": 426,
             "io_uring_register": 427,
+            "mq_open": 180,
+            "mq_unlink": 181,
+            "mq_timedsend": 182,
+            "mq_timedreceive": 183,
+            "mq_notify": 184,
+            "mq_getsetattr": 185,
+            "msgget": 186,
+            "msgctl": 187,
+            "msgrcv": 188,
+            "msgsnd": 189,
+            "semget": 190,
+            "semctl": 191,
+            "semtimedop": 192,
+            "semop": 193,
+            "shmget": 194,
+            "shmctl": 195,
+            "shmat": 196,
+            "shmdt": 197,
         },
     ),  # fmt: skip
 }
 _X32_BIT = 0x40000000  # x86_64's x32 ABI: same arch value, numbers with this bit set
 _NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-AF_INET, AF_INET6, AF_PACKET = 2, 10, 17
+AF_UNIX, AF_INET, AF_INET6, AF_PACKET = 1, 2, 10, 17
+_IPC_CALLS = ("shm", "sem", "msg", "mq_")  # name prefixes of the System V and POSIX IPC calls
 
 # BPF opcodes and seccomp return values (linux/filter.h, linux/seccomp.h).
 _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
@@ -74,11 +115,13 @@ def supported() -> bool:
     return platform.machine() in _ARCHES
 
 
-def program(no_inet: bool = False) -> bytes:
+def program(host_namespaces: bool = False) -> bytes:
     """The filter as an array of `struct sock_filter` (8 bytes each)."""
     audit_arch, nr = _ARCHES[platform.machine()]
     deny = [nr["add_key"], nr["request_key"], nr["keyctl"], nr["unshare"], nr["setns"]]
     deny += [nr["io_uring_setup"], nr["io_uring_enter"], nr["io_uring_register"]]
+    if host_namespaces:
+        deny += [number for name, number in nr.items() if name.startswith(_IPC_CALLS)]
     ops: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _ARCH),
         (_JEQ_K, 1, 0, audit_arch),
@@ -90,10 +133,11 @@ def program(no_inet: bool = False) -> bytes:
     for number in deny:
         ops += [(_JEQ_K, 0, 1, number), (_RET_K, 0, 0, _ERRNO | errno.EPERM)]
     ops += [(_JEQ_K, 0, 1, nr["clone3"]), (_RET_K, 0, 0, _ERRNO | errno.ENOSYS)]
-    if no_inet:
+    if host_namespaces:
         ops += [
-            (_JEQ_K, 0, 6, nr["socket"]),
+            (_JEQ_K, 0, 7, nr["socket"]),
             (_LD_W_ABS, 0, 0, _ARG0_LOW),  # the address family
+            (_JEQ_K, 4, 0, AF_UNIX),
             (_JEQ_K, 3, 0, AF_INET),
             (_JEQ_K, 2, 0, AF_INET6),
             (_JEQ_K, 1, 0, AF_PACKET),
@@ -114,13 +158,13 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def install(no_inet: bool = False) -> None:
+def install(host_namespaces: bool = False) -> None:
     """Set no_new_privs and install the filter on every thread of this process (TSYNC), and
     so on everything they start. Raises OSError if the kernel refuses."""
     if not supported():
         raise OSError(errno.ENOSYS, f"no seccomp filter for {platform.machine()}")
     libc = ctypes.CDLL(None, use_errno=True)
-    code = program(no_inet)
+    code = program(host_namespaces)
     buffer = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.cast(buffer, ctypes.c_void_p))
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

@@ -188,14 +188,15 @@ def preload(names: list[str]) -> None:
 
 
 def lock_down() -> None:
-    """Refuse the system calls student code never needs (see `grader.sandbox.seccomp`); IP
-    sockets too when the grader asked (`FSLAB_SECCOMP_NO_INET`: no network namespace)."""
+    """Refuse the system calls student code never needs (see `grader.sandbox.seccomp`); new
+    sockets and IPC objects too when the grader asked (`FSLAB_SECCOMP_HOST_NS`: this worker
+    shares the host's network and IPC namespaces)."""
     from grader.sandbox import seccomp
 
-    no_inet = os.environ.pop("FSLAB_SECCOMP_NO_INET", "") == "1"
+    host_namespaces = os.environ.pop("FSLAB_SECCOMP_HOST_NS", "") == "1"
     if seccomp.supported():
-        seccomp.install(no_inet)
-    elif no_inet:  # no filter for this machine: no network cannot be promised, so refuse
+        seccomp.install(host_namespaces)
+    elif host_namespaces:  # no filter for this machine: no network cannot be promised, so refuse
         raise SystemExit("no seccomp filter for this machine: cannot refuse the network")
 
 
