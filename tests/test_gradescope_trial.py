@@ -97,9 +97,11 @@ def test_the_stubs_score_zero(trial, lab):
 
 STEAL = """
 import glob, os
-ROOT = {root!r}
+ROOT, HOST = {root!r}, {host!r}  # the trial's /autograder; the checkout it was built from
 TARGETS = [ROOT + "/source/kit/solutions/ex2_pit_join/pit_join.py",
+           HOST + "/solutions/ex2_pit_join/pit_join.py",
            ROOT + "/source/kit/grader/suites/ex2_pit_join/test_hidden.py",
+           HOST + "/grader/suites/ex2_pit_join/test_hidden.py",
            *glob.glob("/tmp/fslab-grade-*/reference/ex2_pit_join/pit_join.py"),
            *glob.glob(ROOT + "/source/kit/.oracle-cache/*/*")]
 STOLEN = {{}}
@@ -118,7 +120,7 @@ for path, text in [(ROOT + "/results/results.json", '{{"score": 100, "tests": []
             fh.write(text)
     except OSError:
         pass
-code = STOLEN.get(TARGETS[0])
+code = STOLEN.get(TARGETS[0]) or STOLEN.get(TARGETS[1])
 if code:
     exec(code)
 else:
@@ -190,7 +192,7 @@ class _Listener(threading.Thread):
 
 
 def test_a_hostile_submission_scores_only_its_honest_exercise_and_changes_nothing(
-    trial, lab, tmp_path
+    trial, lab, tmp_path, kit_root
 ):
     kit = trial.root / "source" / "kit"
     assert (kit / "grader" / "suites" / "ex2_pit_join" / "test_hidden.py").is_file()
@@ -201,7 +203,7 @@ def test_a_hostile_submission_scores_only_its_honest_exercise_and_changes_nothin
     sub = tmp_path / "hostile"
     sub.mkdir()
     shutil.copy2(lab.root / "solutions" / "ex1_fraud_design" / "fraud_design.py", sub)
-    (sub / "pit_join.py").write_text(STEAL.format(root=str(trial.root)))
+    (sub / "pit_join.py").write_text(STEAL.format(root=str(trial.root), host=str(kit_root)))
     (sub / "freshness.py").write_text(NETWORK_AND_FORK_BOMB.format(port=listener.port))
     (sub / "feast_e2e.py").write_text(MEMORY_HOG)
     try:

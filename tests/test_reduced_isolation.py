@@ -236,3 +236,67 @@ def test_a_killed_grading_child_still_has_the_sandbox_users_processes_ended(
     finally:
         child.kill()
         bubblewrap.end_user_processes(uid)
+
+
+STEAL_FROM_NEIGHBOURS = """
+import os
+TARGETS = [{alice!r}, {solution!r}, {hidden!r}]
+STOLEN = {{}}
+for path in TARGETS:
+    try:
+        with open(path) as fh:
+            STOLEN[path] = fh.read()
+    except OSError:
+        pass
+code = STOLEN.get(TARGETS[0]) or STOLEN.get(TARGETS[1])
+if code:
+    exec(code)
+else:
+    def point_in_time_join(*args, **kwargs):
+        raise RuntimeError(f"read {{len(STOLEN)}} files as uid {{os.getuid()}}")
+"""
+
+
+def test_a_batch_run_by_the_one_sandbox_user_keeps_each_submission_from_the_others(lab, as_student):
+    # Every worker is the same host user here: without its folders locked away, one
+    # submission could copy its neighbour's answer, the solutions or the hidden suites.
+    from grader.grading.suites import suites_dir
+    from tests.kit_helpers import copy_kit
+
+    kit = copy_kit(as_student / "kit")
+    shutil.copytree(lab.data_dir, kit.data_dir, dirs_exist_ok=True)
+    for name in ("data", "feature_store.yaml"):  # the reference repo as `grade setup` left it
+        source = lab.root / "feature_repo" / name
+        if source.is_dir():
+            shutil.copytree(source, kit.root / "feature_repo" / name, dirs_exist_ok=True)
+        elif source.exists():
+            shutil.copy2(source, kit.root / "feature_repo" / name)
+    subs = as_student / "subs"
+    (subs / "alice").mkdir(parents=True)
+    (subs / "mallory").mkdir()
+    honest = subs / "alice" / "pit_join.py"
+    shutil.copy2(kit.root / "solutions" / "ex2_pit_join" / "pit_join.py", honest)
+    os.chmod(subs, 0o755)
+    (subs / "mallory" / "pit_join.py").write_text(
+        STEAL_FROM_NEIGHBOURS.format(
+            alice=str(honest),
+            solution=str(kit.root / "solutions" / "ex2_pit_join" / "pit_join.py"),
+            hidden=str(suites_dir(kit) / "ex2_pit_join" / "test_hidden.py"),
+        )
+    )
+    before = honest.read_bytes()
+    cards = {
+        c.submission: c
+        for c in run_batch(
+            kit, subs, as_student / "out", options=batch.GradingOptions(use_bwrap=False)
+        )
+    }
+    ex2 = {
+        name: next(e for e in c.exercises if e.slug == "ex2_pit_join") for name, c in cards.items()
+    }
+    assert ex2["alice"].score == ex2["alice"].max_score > 0
+    assert ex2["mallory"].score == 0
+    uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+    feedback = " ".join([ex2["mallory"].error or "", *(t.feedback for t in ex2["mallory"].tests)])
+    assert f"read 0 files as uid {uid}" in feedback, feedback
+    assert honest.read_bytes() == before and _user_processes(uid) == []

@@ -23,6 +23,7 @@ from grader.classroom.outputs import assign_stems, gradescope_name, scorecard_na
 from grader.course.kit import Kit
 from grader.grading.child import ChildGrading, start_child
 from grader.grading.options import GradingOptions
+from grader.grading.runner import lock_away_from_workers
 from grader.grading.safe_text import clean_line, csv_cell
 from grader.grading.scorecard import Scorecard, read_scorecard, write_json_atomic, write_text_atomic
 from grader.grading.suites import suite_digest
@@ -196,6 +197,10 @@ def run_batch(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BatchError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    if not scheduler:
+        # Where one sandbox user runs every submission (root without bubblewrap), none may
+        # read another's files or outputs; the kit's own private folders go too.
+        lock_away_from_workers(kit, options, folder, out)
     started = time.monotonic()
     cards: list[Scorecard] = []
     pending = []

@@ -38,6 +38,9 @@ import psutil
 
 from grader.classroom.gradescope import build_bundle
 from grader.course import datagen
+from grader.grading.options import GradingOptions
+from grader.grading.runner import private_paths
+from grader.sandbox.reduced import lock_away
 from grader.course.kit import Kit
 from grader.sandbox.bubblewrap import _world_readable
 
@@ -283,6 +286,12 @@ class Trial:
             self.notes.append(f"copied the current generated data of {self.data_dir}")
         self.python, how = _interpreter(self.root.parent)
         self.notes.append(how)
+        if os.geteuid() == 0:
+            # On Gradescope the checkout the bundle came from is not there; here it is, and
+            # the student user must not read its solutions, suites or oracle cache either.
+            locked = lock_away(*private_paths(self.kit, GradingOptions()))
+            if locked:
+                self.notes.append(f"locked away {len(locked)} private folders of {self.kit.root}")
         echo(f"setup.sh ({'; '.join(self.notes)}) ...")
         proc = subprocess.run(
             ["bash", str(source / "setup.sh")],

@@ -56,6 +56,7 @@ from grader.sandbox.proxy import (
     StudentTimeout,
     SubmissionProblem,
 )
+from grader.sandbox.reduced import lock_away
 
 
 class GradingContext:
@@ -368,6 +369,7 @@ def grade_submission(
     sub_id = clean_line(name) if name else submission_id(source)  # type: ignore[arg-type]
     bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
     sandboxed = bwrapped and budgets.available()  # no budgets: reduced isolation
+    lock_away_from_workers(kit, options)
     base = dict(
         submission=sub_id,
         graded_at=graded_at,
@@ -440,6 +442,26 @@ def grade_submission(
         if sized:
             budgets.release_tmpfs(workroot)
         shutil.rmtree(workroot, ignore_errors=True)
+
+
+def private_paths(kit: Kit, options: GradingOptions) -> list[Path]:
+    """What no worker may ever read: the kit's solutions, its suites (hidden ones and their
+    oracles) and the oracle cache."""
+    return [kit.root / "solutions", suites_dir(kit), options.cache_dir]
+
+
+def lock_away_from_workers(kit: Kit, options: GradingOptions, *extra: Path) -> list[Path]:
+    """Where every worker runs as the one sandbox user on the host's filesystem (root
+    without bubblewrap), make `private_paths` and `extra` (e.g. a batch's other
+    submissions) root's alone before any student code runs (`grader.sandbox.reduced`);
+    elsewhere do nothing. Returns the paths whose mode changed (contents never change)."""
+    bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+    if not shares_one_user(bwrapped):
+        return []
+    # Made now, so that it is never created open to all by the oracles computed later.
+    with contextlib.suppress(OSError):
+        options.cache_dir.mkdir(parents=True, exist_ok=True)
+    return lock_away(*private_paths(kit, options), *extra)
 
 
 def end_sandbox_user(options: GradingOptions) -> None:
