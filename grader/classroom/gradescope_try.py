@@ -38,11 +38,11 @@ import psutil
 
 from grader.classroom.gradescope import build_bundle
 from grader.course import datagen
+from grader.course.kit import Kit
 from grader.grading.options import GradingOptions
 from grader.grading.runner import private_paths
-from grader.sandbox.reduced import lock_away
-from grader.course.kit import Kit
 from grader.sandbox.bubblewrap import _world_readable
+from grader.sandbox.reduced import lock_away
 
 MIB = 1 << 20
 GRADESCOPE_MEMORY_MIB = 768
