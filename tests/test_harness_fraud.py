@@ -45,7 +45,7 @@ def test_the_historical_job_never_loads_the_registrys_pickled_code(lab, tmp_path
     spec.loader.exec_module(module)
     monkeypatch.chdir(tmp_path)  # historical changes the current folder
     repo = tmp_path / "repo"
-    fraud.apply_definitions(module, str(lab.data_dir), str(repo))
+    applied = fraud.apply_definitions(module, str(lab.data_dir), str(repo))
 
     loaded = []
     original = OnDemandFeatureView.from_proto.__func__
@@ -57,11 +57,45 @@ def test_the_historical_job_never_loads_the_registrys_pickled_code(lab, tmp_path
     monkeypatch.setattr(OnDemandFeatureView, "from_proto", classmethod(counting))
     txns = pd.read_parquet(lab.data_dir / "fraud" / "transactions.parquet").head(20)
     entity = txns[["user_id", "merchant_id", "amount", "event_timestamp"]]
-    frame = fraud.historical(str(repo), entity)
+    frame = fraud.historical(str(repo), entity, registry=applied["registry"])
     assert {"avg_amount_7d", "is_high_risk"} <= set(frame.columns) and len(frame) == 20
     assert loaded == []  # the service's training frame never unpickled the on-demand view
     with pytest.raises(Exception, match=fraud.ODFV):
-        fraud.historical(str(repo), entity, [f"{fraud.ODFV}:{fraud.RATIO}"])
+        fraud.historical(
+            str(repo), entity, [f"{fraud.ODFV}:{fraud.RATIO}"], registry=applied["registry"]
+        )
     assert loaded == []
     ratio = fraud.historical_here(None, str(repo), entity, [f"{fraud.ODFV}:{fraud.RATIO}"])
     assert fraud.RATIO in ratio.columns and fraud.ODFV in loaded
+
+
+def test_the_historical_job_reads_no_file_the_students_worker_could_rewrite(
+    lab, tmp_path, monkeypatch
+):
+    # The student's worker lives on beside the job and shares its folder: a config naming a
+    # store class of its own, or a registry swapped after the apply, must change nothing.
+    import importlib.util
+    import sys
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location(
+        "ex1_solution", lab.root / "solutions" / "ex1_fraud_design" / "fraud_design.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)
+    repo = tmp_path / "repo"
+    applied = fraud.apply_definitions(module, str(lab.data_dir), str(repo))
+    (tmp_path / "planted_store.py").write_text("raise SystemExit('student code ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (repo / "feature_store.yaml").write_text(
+        fraud.CONFIG.replace("type: duckdb", "type: planted_store.Store")
+    )
+    (repo / "registry.db").write_bytes(b"not a registry")
+    txns = pd.read_parquet(lab.data_dir / "fraud" / "transactions.parquet").head(5)
+    entity = txns[["user_id", "merchant_id", "amount", "event_timestamp"]]
+    frame = fraud.historical(str(repo), entity, registry=applied["registry"])
+    assert len(frame) == 5 and "avg_amount_7d" in frame.columns
+    assert "planted_store" not in sys.modules
+    assert (repo / "registry.db").read_bytes() == b"not a registry"

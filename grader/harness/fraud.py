@@ -113,26 +113,35 @@ def apply_definitions(
 
 
 def historical(
-    repo_dir: str, entity_df: Any, features: list[str] | None = None, *, udfs: bool = False
+    repo_dir: str,
+    entity_df: Any,
+    features: list[str] | None = None,
+    *,
+    udfs: bool = False,
+    registry: bytes | None = None,
 ) -> Any:
     """The training frame of `entity_df` from the applied repo (duckdb offline store).
 
-    Runs in a JOB (`student.job`): a fresh worker that never loaded the student's module,
-    reading the repo `apply_definitions` filled. It first writes the grader's own
-    `feature_store.yaml` again: a config may name a store class, which Feast would import.
-    `features` None means the feature service `fraud_detection_v1`; otherwise Feast feature
-    references such as `"user_txn_stats:avg_amount_7d"`. Without `udfs` Feast never sees the
-    registry's pickled code (on-demand and stream views, view transformations): references
-    to an on-demand view then fail as unknown (see `historical_here`).
+    Runs in a JOB (`student.job`): a fresh worker that never loaded the student's module. It
+    reads no file of the repo folder, which the student's own worker could still be
+    rewriting: the config is the grader's own `CONFIG` (a config may name a store class,
+    which Feast would import), and the registry is `registry`, the bytes `apply_definitions`
+    returned and the trusted side judged (`training_frame` passes them). `features` None
+    means the feature service `fraud_detection_v1`; otherwise Feast feature references such
+    as `"user_txn_stats:avg_amount_7d"`. Without `udfs` Feast never sees the registry's
+    pickled code (on-demand and stream views, view transformations): references to an
+    on-demand view then fail as unknown (see `historical_here`).
     """
-    from feast import FeatureStore
+    import yaml
+    from feast import FeatureStore, RepoConfig
 
-    (Path(repo_dir) / "feature_store.yaml").write_text(CONFIG, encoding="utf-8")
+    repo = Path(repo_dir)
+    if registry is None:  # `historical_here`: the student's own worker, its own files
+        registry = (repo / "registry.db").read_bytes()
     # The current folder the student's worker had (its exercise folder), for relative paths.
-    os.chdir(Path(repo_dir).parent)
-    store = FeatureStore(repo_path=str(repo_dir))
-    if not udfs:
-        _hide_pickled_code(store)
+    os.chdir(repo.parent)
+    store = FeatureStore(config=RepoConfig(repo_path=repo, **yaml.safe_load(CONFIG)))
+    _serve_registry(store, registry, udfs=udfs)
     wanted: Any = store.get_feature_service(SERVICE) if features is None else list(features)
     frame = store.get_historical_features(entity_df=entity_df, features=wanted).to_df()
     return frame.reset_index(drop=True)
@@ -145,27 +154,36 @@ def historical_here(_module: Any, repo_dir: str, entity_df: Any, features: list[
     return historical(repo_dir, entity_df, features, udfs=True)
 
 
-def _hide_pickled_code(store: Any) -> None:
-    """Have `store`'s registry hand Feast copies of its proto without pickled code.
+def _serve_registry(store: Any, data: bytes, *, udfs: bool) -> None:
+    """Give `store` a file registry that answers every read from `data`, parsed once here,
+    and never touches a file. Without `udfs` the copies it hands Feast lack on-demand and
+    stream views (their UDFs are dill pickles, which run code when loaded) and every feature
+    view's `feature_transformation` (a UDF as well).
 
-    Every registry read of Feast 0.67's file registry goes through `_get_registry_proto`;
-    the copies lack on-demand and stream views (their UDFs are dill pickles, which run code
-    when loaded) and the `feature_transformation` of every feature view (a UDF as well).
-    """
-    registry = store.registry
-    read = registry._get_registry_proto
+    Every registry read of Feast 0.67's file registry goes through `_get_registry_proto`,
+    which serves our copies; the store never builds a registry of its config's kind."""
+    from feast.infra.registry.registry import Registry
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
-    def without_code(*args: Any, **kwargs: Any) -> Any:
-        proto = read(*args, **kwargs)
-        clean = type(proto)()
-        clean.CopyFrom(proto)
-        del clean.on_demand_feature_views[:]
-        del clean.stream_feature_views[:]
-        for view in clean.feature_views:
+    if len(data) > MAX_REGISTRY_BYTES:
+        raise ValueError(f"the registry is {len(data) // 1024} KiB, more than a registry can need")
+    proto = RegistryProto.FromString(data)
+    if not udfs:
+        del proto.on_demand_feature_views[:]
+        del proto.stream_feature_views[:]
+        for view in proto.feature_views:
             view.spec.ClearField("feature_transformation")
-        return clean
+    registry = Registry(PROJECT, None, None)  # no registry config: no store, no file
 
-    registry._get_registry_proto = without_code
+    def served(*_args: Any, **_kwargs: Any) -> Any:
+        copy_ = RegistryProto()
+        copy_.CopyFrom(proto)
+        return copy_
+
+    registry._get_registry_proto = served
+    registry.cached_registry_proto = served()
+    registry._feature_service_cache = store._feature_service_cache
+    store._registry = registry
 
 
 # ------------------------------------------------------------------ on the trusted side
@@ -307,6 +325,8 @@ def read_registry(data: bytes) -> dict[str, Any]:
 APPLIED = "Applied build_definitions(data_dir) into an empty Feast repo"
 
 
+_REGISTRY_BYTES: dict[tuple[int, str], bytes] = {}
+"""The registry each apply returned, by (proxy, folder): what `training_frame` reads."""
 _APPLIED: dict[tuple[int, str, str, str | None], dict[str, Any] | Exception] = {}
 
 
@@ -332,6 +352,22 @@ def applied_registry(
     if isinstance(result, Exception):
         raise result
     return copy.deepcopy(result)  # each suite may take its summary apart
+
+
+def training_frame(
+    student: Any, folder: str, entity_df: Any, features: list[str] | None = None
+) -> Any:
+    """Trusted side: `historical` in the exercise's job worker over the registry that the
+    student's apply into `student.workdir / folder` returned (as `applied_registry` judged
+    it), never over the repo folder's files. Raises what `student.job` raises, and
+    `AssertionError` when that apply has not happened or failed."""
+    registry = _REGISTRY_BYTES.get((id(student), folder))
+    if registry is None:
+        raise AssertionError(f"{APPLIED}: there is no applied registry to read.")
+    return student.job(
+        "fraud:historical", str(student.workdir / folder), entity_df, features,
+        registry=registry, _timeout=180,
+    )  # fmt: skip
 
 
 def _apply_and_read(student: Any, data_dir: Any, folder: str, cwd: Path | None) -> dict[str, Any]:
@@ -363,6 +399,7 @@ def _apply_and_read(student: Any, data_dir: Any, folder: str, cwd: Path | None) 
         summary = read_registry(out["registry"])
     except ValueError as exc:
         raise AssertionError(f"{APPLIED}: {exc}.") from None
+    _REGISTRY_BYTES[(id(student), folder)] = out["registry"]
     types = out.get("object_types")
     summary["object_types"] = [str(t) for t in types] if isinstance(types, list) else []
     # Feast registers a placeholder entity of its own for views without entities.

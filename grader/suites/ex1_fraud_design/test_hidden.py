@@ -26,6 +26,7 @@ from grader.harness.fraud import (
     SERVICE,
     USER_FILE,
     applied_registry,
+    training_frame,
 )
 from grader.sandbox.proxy import StudentError
 
@@ -294,7 +295,7 @@ def training(student, registry, expected) -> pd.DataFrame:
     feature_plan(registry)
     entity = expected[ENTITY_COLUMNS]
     try:
-        frame = student.job("fraud:historical", str(student.workdir / "repo"), entity, _timeout=180)
+        frame = training_frame(student, "repo", entity)
     except StudentError as exc:
         raise call_failed(
             f"get_historical_features over {len(entity)} transactions through {SERVICE!r}", exc

@@ -25,6 +25,7 @@ from grader.harness.fraud import (
     USER_FEATURES,
     USER_FILE,
     applied_registry,
+    training_frame,
 )
 from grader.sandbox.proxy import StudentError
 
@@ -351,7 +352,7 @@ def test_training_features_are_the_latest_snapshot_at_or_before_each_transaction
         f"own time), one second earlier, and the unknown user_id {PROBE_USER}"
     )
     try:
-        frame = student.job("fraud:historical", str(student.workdir / "repo"), entity, _timeout=180)
+        frame = training_frame(student, "repo", entity)
     except StudentError as exc:
         where = f" ({exc.where})" if exc.where else ""
         raise AssertionError(
