@@ -3,6 +3,7 @@
 One `grade batch` (one slot, warm workers) grades:
 * `tests/alt_solutions/`: a second, differently written correct answer to every exercise
   (numpy searchsorted for ex2, the registry read as protobuf for ex3, ...): full marks;
+* an ex2 join that filters the feature rows once per entity row: it fails the scale test;
 * the issue-12 attacks on the harness, each alone in its submission: an ex3 answer that looks
   the expected report up in the grader instead of computing it, an ex4 answer that replaces the
   registry-reading helper in its own worker, and ex1 answers whose registry is forged (a
@@ -125,6 +126,34 @@ def build_definitions(data_dir):
 """
 
 
+ROW_BY_ROW_EX2 = """
+import pandas as pd
+
+
+def point_in_time_join(entity_df, feature_df, *, entity_key="user_id",
+                       timestamp_col="event_timestamp", feature_timestamp_col="event_timestamp",
+                       created_timestamp_col=None, ttl=None, feature_names=None):
+    # The mistake the scale test is for: a filter of the feature rows per entity row.
+    skip = {entity_key, feature_timestamp_col, created_timestamp_col}
+    names = list(feature_names) if feature_names is not None else [
+        c for c in feature_df.columns if c not in skip]
+    keys = feature_df[entity_key]
+    times = pd.to_datetime(feature_df[feature_timestamp_col], utc=True)
+    rows = []
+    for _, row in entity_df.iterrows():
+        at = pd.Timestamp(row[timestamp_col])
+        at = at.tz_localize("UTC") if at.tzinfo is None else at
+        ok = (keys == row[entity_key]) & (times <= at)
+        if ttl:
+            ok &= times >= at - ttl
+        found = feature_df[ok]
+        rows.append(found.iloc[-1][names] if len(found) else pd.Series(index=names, dtype=object))
+    features = pd.DataFrame(rows, columns=names)
+    features.index = entity_df.index
+    return pd.concat([entity_df, features], axis=1)
+"""
+
+
 @pytest.fixture(scope="module")
 def batch(lab, tmp_path_factory):
     root = tmp_path_factory.mktemp("trust")
@@ -140,6 +169,8 @@ def batch(lab, tmp_path_factory):
             "ex1_fraud_design", "fraud_design.py", ATTACK_EX1_FORGED.format(views=100)
         ),
     }  # fmt: skip
+    (subs / "row_by_row_ex2").mkdir(parents=True)
+    (subs / "row_by_row_ex2" / "pit_join.py").write_text(ROW_BY_ROW_EX2)
     for name, (_slug, module, source) in attacks.items():
         (subs / name).mkdir(parents=True)
         (subs / name / module).write_text(source)
@@ -150,7 +181,8 @@ def batch(lab, tmp_path_factory):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {
-        name: json.loads((out / f"{name}.json").read_text()) for name in [*attacks, "alt_solutions"]
+        name: json.loads((out / f"{name}.json").read_text())
+        for name in [*attacks, "alt_solutions", "row_by_row_ex2"]
     }
 
 
@@ -184,3 +216,16 @@ def test_every_test_in_the_scorecard_names_its_readme_task(batch):
     for exercise in batch["alt_solutions"]["exercises"]:
         assert exercise["tests"]
         assert all(isinstance(t.get("task"), int) and t["task"] >= 1 for t in exercise["tests"])
+
+
+def test_a_join_that_filters_the_features_per_row_fails_the_scale_test_only_for_speed(batch):
+    exercise = next(e for e in batch["row_by_row_ex2"]["exercises"] if e["slug"] == "ex2_pit_join")
+    tests = {t["id"].split("::")[1]: t for t in exercise["tests"]}
+    speed = tests["test_a_large_join_runs_vectorised_not_row_by_row"]
+    assert speed["status"] == "failed" and "far too slow" in speed["feedback"], speed
+    # ... while it is right where speed does not matter: it failed for being slow.
+    assert tests["test_a_feature_row_from_the_future_is_never_used"]["status"] == "passed"
+    assert (
+        tests["test_each_entity_row_gets_the_newest_earlier_row_of_its_own_key"]["status"]
+        == "passed"
+    )
