@@ -174,6 +174,20 @@ NET_PROBE = textwrap.dedent(
     a, b = socket.socketpair()
     a.sendall(b"x")
     out.append(b.recv(1).decode())
+    # A socketpair's datagram socket aimed at a service's (abstract) address: EPERM when
+    # filtered, ECONNREFUSED (nobody listens) when not.
+    d, _e = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for attempt in (lambda: d.sendto(b"x", "\\0fslab-probe"), lambda: d.connect("\\0fslab-probe")):
+        try:
+            attempt()
+            out.append("open")
+        except OSError as exc:
+            out.append("refused" if exc.errno == 1 else "open")
+    # Another process's descriptors (here our own): the job worker runs as the same user.
+    pidfd = os.pidfd_open(os.getpid())
+    fd = libc.syscall(numbers["pidfd_getfd"], pidfd, 0, 0)
+    out.append("refused" if fd == -1 else "open")
+    out.append("refused" if libc.prctl(3, 0, 0, 0, 0) == 0 else "open")  # PR_GET_DUMPABLE
     print(",".join(out))
     """
 )
@@ -181,11 +195,15 @@ NET_PROBE = textwrap.dedent(
 
 @pytest.mark.parametrize(
     ("flag", "expected"),
-    [("1", ",".join(["refused"] * 7 + ["x"])), ("", ",".join(["open"] * 7 + ["x"]))],
+    [
+        ("1", ",".join(["refused"] * 7 + ["x"] + ["refused"] * 4)),
+        ("", ",".join(["open"] * 7 + ["x"] + ["open"] * 4)),
+    ],
 )
 def test_the_host_namespace_filter_refuses_sockets_and_ipc_and_keeps_socketpairs(flag, expected):
-    # Reduced isolation shares the host's network and IPC namespaces: new sockets (IP or a
-    # local service's Unix socket) and IPC objects, which outlive a submission, are refused.
+    # Reduced isolation shares the host's network and IPC namespaces and its uid with the
+    # job worker: new sockets, a socketpair aimed at a service, IPC objects (which outlive a
+    # submission) and another process's memory or descriptors are refused.
     proc = subprocess.run(
         [sys.executable, "-c", NET_PROBE, flag], capture_output=True, text=True, timeout=60
     )

@@ -99,3 +99,58 @@ def test_the_historical_job_reads_no_file_the_students_worker_could_rewrite(
     assert len(frame) == 5 and "avg_amount_7d" in frame.columns
     assert "planted_store" not in sys.modules
     assert (repo / "registry.db").read_bytes() == b"not a registry"
+
+
+def test_code_anywhere_in_the_registry_never_runs_in_the_historical_job(lab, tmp_path, monkeypatch):
+    # Found by an attacker review: a nested source view carries a UDF of its own, which
+    # Feast executes when it reads the view. The job keeps what a training frame needs only.
+    import importlib.util
+
+    import pandas as pd
+    from feast.protos.feast.core.Registry_pb2 import Registry
+
+    spec = importlib.util.spec_from_file_location(
+        "ex1_solution", lab.root / "solutions" / "ex1_fraud_design" / "fraud_design.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)
+    applied = fraud.apply_definitions(module, str(lab.data_dir), str(tmp_path / "repo"))
+    registry = Registry.FromString(applied["registry"])
+    marker = tmp_path / "student-code-ran"
+    view = registry.feature_views[0]
+    snapshot = type(view.spec)()
+    snapshot.CopyFrom(view.spec)  # (a message copied into its own field would recurse)
+    nested = view.spec.source_views.add()
+    nested.CopyFrom(snapshot)
+    nested.name = "nested"
+    udf = nested.feature_transformation.user_defined_function
+    udf.name = "pwn"
+    udf.body_text = f"open({str(marker)!r}, 'w').write('x')\ndef pwn(df):\n    return df\n"
+    service_only = Registry()
+    service_only.CopyFrom(registry)
+    projection = service_only.feature_services[0].spec.features[0]
+    projection.batch_source.type = projection.batch_source.CUSTOM_SOURCE
+    projection.batch_source.data_source_class_type = "planted_module.Source"
+    other = registry.feature_views[1]
+    other.spec.batch_source.type = other.spec.batch_source.CUSTOM_SOURCE
+    other.spec.batch_source.data_source_class_type = "planted_module.Source"
+    txns = pd.read_parquet(lab.data_dir / "fraud" / "transactions.parquet").head(5)
+    entity = txns[["user_id", "merchant_id", "amount", "event_timestamp"]]
+    frame = fraud.historical(
+        str(tmp_path / "repo"), entity, [f"{view.spec.name}:avg_amount_7d"],
+        registry=registry.SerializeToString(),
+    )  # fmt: skip
+    assert len(frame) == 5 and "avg_amount_7d" in frame.columns
+    assert not marker.exists()
+    with pytest.raises(Exception, match=other.spec.name):  # a view of no file: unknown here
+        fraud.historical(
+            str(tmp_path / "repo"), entity, [f"{other.spec.name}:is_high_risk"],
+            registry=registry.SerializeToString(),
+        )  # fmt: skip
+    # A service's projection naming a source class of its own: ignored, never imported
+    # (an import of a module that does not exist would fail the retrieval).
+    service_frame = fraud.historical(
+        str(tmp_path / "repo"), entity, registry=service_only.SerializeToString()
+    )
+    assert len(service_frame) == 5 and not marker.exists()

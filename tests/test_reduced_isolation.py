@@ -300,3 +300,32 @@ def test_a_batch_run_by_the_one_sandbox_user_keeps_each_submission_from_the_othe
     feedback = " ".join([ex2["mallory"].error or "", *(t.feedback for t in ex2["mallory"].tests)])
     assert f"read 0 files as uid {uid}" in feedback, feedback
     assert honest.read_bytes() == before and _user_processes(uid) == []
+
+
+STOP_EVERYONE = """
+import os, signal, time
+if os.fork() == 0:  # two of them: each stops the other and whatever ends them as this user
+    os.setsid()
+while True:
+    try:
+        os.kill(-1, signal.SIGSTOP)
+    except OSError:
+        pass
+    time.sleep(0.001)
+"""
+
+
+def test_processes_that_stop_every_process_of_their_user_are_still_ended(student_python):
+    # Found by an attacker review: a helper that became the sandbox user to kill(-1) was
+    # stopped by such a loop, and the grader waited for it forever.
+    uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+    python = student_python[0] / "bin" / "python"
+    stopper = subprocess.Popen([str(python), "-c", STOP_EVERYONE], user=uid, group=uid)
+    deadline = time.monotonic() + 10
+    while len(_user_processes(uid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_user_processes(uid)) >= 2
+    began = time.monotonic()
+    assert bubblewrap.end_user_processes(uid) == []
+    assert time.monotonic() - began < 10 and _user_processes(uid) == []
+    assert stopper.wait(timeout=10) == -9

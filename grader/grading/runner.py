@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -446,8 +447,13 @@ def grade_submission(
 
 def private_paths(kit: Kit, options: GradingOptions) -> list[Path]:
     """What no worker may ever read: the kit's solutions, its suites (hidden ones and their
-    oracles) and the oracle cache."""
-    return [kit.root / "solutions", suites_dir(kit), options.cache_dir]
+    oracles), the oracle caches, and in a checkout its git history and its own tests (which
+    hold both again: alternative solutions, expected scorecards)."""
+    root = kit.root
+    return [
+        root / "solutions", suites_dir(kit), options.cache_dir, root / ".oracle-cache",
+        root / ".git", root / "tests",
+    ]  # fmt: skip
 
 
 def lock_away_from_workers(kit: Kit, options: GradingOptions, *extra: Path) -> list[Path]:
@@ -473,7 +479,13 @@ def end_sandbox_user(options: GradingOptions) -> None:
     bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
     user = dedicated_user() if shares_one_user(bwrapped) else None
     if user is not None:
-        end_user_processes(user)
+        left = end_user_processes(user)
+        if left:  # the next submission would share the machine with them: say so
+            print(
+                f"warning: {len(left)} processes of the sandbox user (uid {user}) could not "
+                "be ended",
+                file=sys.stderr,
+            )
         remove_user_files(user)
 
 

@@ -154,12 +154,52 @@ def historical_here(_module: Any, repo_dir: str, entity_df: Any, features: list[
     return historical(repo_dir, entity_df, features, udfs=True)
 
 
+FILE_SOURCE, REQUEST_SOURCE = 1, 7
+"""`DataSource.SourceType` values the job keeps: a file, and a request schema (no code, no
+class named by the registry to import)."""
+
+
+def _without_code(proto: Any) -> Any:
+    """A registry holding only what a training frame through file-backed feature views
+    needs: entities, file and request sources, feature views without transformations or
+    source views (a view reading anything but a file is left out) and feature services.
+    Everything else (on-demand and stream views, validation profilers, saved datasets,
+    infra, version history) may carry code or name classes to import, and is dropped."""
+    clean = type(proto)()
+    for name in ("registry_schema_version", "version_id"):
+        setattr(clean, name, getattr(proto, name))
+    clean.last_updated.CopyFrom(proto.last_updated)
+    clean.entities.extend(proto.entities)
+    clean.feature_services.extend(proto.feature_services)
+    for service in clean.feature_services:  # a projection may name a source of its own
+        for projection in service.spec.features:
+            for field in ("batch_source", "stream_source"):
+                if projection.HasField(field) and getattr(projection, field).type != FILE_SOURCE:
+                    projection.ClearField(field)
+    clean.project_metadata.extend(proto.project_metadata)
+    clean.projects.extend(proto.projects)
+    clean.data_sources.extend(
+        s for s in proto.data_sources if s.type in (FILE_SOURCE, REQUEST_SOURCE)
+    )
+    for view in proto.feature_views:
+        if view.spec.batch_source.type != FILE_SOURCE:
+            continue
+        kept = clean.feature_views.add()
+        kept.CopyFrom(view)
+        for field in ("feature_transformation", "stream_source"):
+            kept.spec.ClearField(field)
+        del kept.spec.source_views[:]
+    return clean
+
+
 def _serve_registry(store: Any, data: bytes, *, udfs: bool) -> None:
     """Give `store` a file registry that answers every read from `data`, parsed once here,
     and never touches a file. Without `udfs` the copies it hands Feast lack on-demand and
     stream views (their UDFs are dill pickles, which run code when loaded) and every feature
-    view's `feature_transformation` (a UDF as well).
+    view's `feature_transformation` and `source_views` (UDFs as well, nested views' too).
 
+    What is kept without `udfs` is a list of what a training frame needs (`_without_code`),
+    not a list of what to remove: Feast carries code in more places than one remembers.
     Every registry read of Feast 0.67's file registry goes through `_get_registry_proto`,
     which serves our copies; the store never builds a registry of its config's kind."""
     from feast.infra.registry.registry import Registry
@@ -169,10 +209,7 @@ def _serve_registry(store: Any, data: bytes, *, udfs: bool) -> None:
         raise ValueError(f"the registry is {len(data) // 1024} KiB, more than a registry can need")
     proto = RegistryProto.FromString(data)
     if not udfs:
-        del proto.on_demand_feature_views[:]
-        del proto.stream_feature_views[:]
-        for view in proto.feature_views:
-            view.spec.ClearField("feature_transformation")
+        proto = _without_code(proto)
     registry = Registry(PROJECT, None, None)  # no registry config: no store, no file
 
     def served(*_args: Any, **_kwargs: Any) -> Any:

@@ -175,20 +175,51 @@ def shares_one_user(use_bwrap: bool) -> bool:
     return not use_bwrap and os.geteuid() == 0
 
 
-def end_user_processes(uid: int) -> None:
-    """SIGKILL every process of host user `uid` (we are root): what a submission started
-    and hid from its worker's tree (a new session, a sibling made with CLONE_PARENT). Only
-    for reduced isolation, where that user runs one submission at a time."""
+def end_user_processes(uid: int, timeout_s: float = 10.0) -> list[int]:
+    """SIGKILL every process of host user `uid` (we are root) and wait until none is left:
+    what a submission started and hid from its worker's tree (a new session, a sibling made
+    with CLONE_PARENT). Only for reduced isolation, where that user runs one submission at a
+    time. Returns the pids still alive after `timeout_s` (none, unless processes of `uid`
+    fork faster than they are killed).
+
+    We kill as root, pid by pid, through pidfds: a helper that became `uid` to `kill(-1)`
+    could itself be stopped by a SIGSTOP loop of that user and hang us; a pidfd opened and
+    then checked to be `uid`'s cannot be signalled as someone else's reused pid."""
     if os.geteuid() != 0 or uid == 0:
-        return
-    # A process being killed stays visible until it has exited: wait for that (a fork bomb
-    # under load may take a moment), sending the signals again to anything still alive.
-    deadline = time.monotonic() + 10
+        return []
+    deadline = time.monotonic() + timeout_s
     while True:
-        _kill_all_as(uid)
-        if not _live_processes_of(uid) or time.monotonic() > deadline:
-            return
-        time.sleep(0.05)
+        alive = _live_processes_of(uid)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        for pid in alive:
+            _kill_if_owned(pid, uid)
+        time.sleep(0.02)
+
+
+def _kill_if_owned(pid: int, uid: int) -> None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone already
+        return
+    try:
+        if _real_uid(pid) == uid:  # still the process we listed: the pidfd holds it
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _real_uid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _live_processes_of(uid: int) -> list[int]:
@@ -210,24 +241,6 @@ def _live_processes_of(uid: int) -> list[int]:
         ):
             pids.append(int(entry))
     return pids
-
-
-def _kill_all_as(uid: int) -> None:
-    pid = os.fork()
-    if pid == 0:  # only system calls until _exit: this may be a threaded process
-        try:
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            # kill(-1) as `uid` reaches every process of `uid` but this one, atomically
-            # with respect to forks; twice, for a child made while the first was sent.
-            for _ in range(2):
-                try:
-                    os.kill(-1, signal.SIGKILL)
-                except ProcessLookupError:
-                    break
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
 
 
 SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/lock"))

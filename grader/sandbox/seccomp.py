@@ -6,12 +6,16 @@ to the next) and `unshare`/`setns` (new namespaces only widen the kernel surface
 gets ENOSYS, so the C library falls back to `clone`, whose flags a filter can read: a
 `clone` that asks for any new namespace is refused too. io_uring is refused (its requests,
 sockets included, would pass the filter unseen). With `host_namespaces` (a worker that shares
-the host's network and IPC namespaces: reduced isolation, no bubblewrap) the filter also
-stands in for those namespaces: `socket` is refused for IPv4, IPv6 and packet sockets (no
-network) and for Unix sockets (no reaching a local service's socket, path or abstract), while
-`socketpair` still works; and System V shared memory, semaphores and message queues and POSIX
-message queues are refused, since their objects outlive the process and would be a channel
-from one submission to the next. Everything else is allowed.
+the host's network and IPC namespaces and its uid with the job workers: reduced isolation, no
+bubblewrap) the filter also stands in for those namespaces: `socket` is refused for every
+family (no network, no local service's socket, path or abstract), and so are `connect`,
+`bind`, `sendmsg`, `sendmmsg` and a `sendto` with an address, with which a `socketpair`
+socket could still reach a datagram service; a `socketpair` itself still works. System V
+shared memory, semaphores and message queues and POSIX message queues are refused, since
+their objects outlive the process and would be a channel from one submission to the next;
+`ptrace`, `process_vm_readv/writev` and `pidfd_getfd` too, which would reach the job worker
+that runs as the same user (the worker also makes itself non-dumpable). Everything else is
+allowed.
 
 The filter is classic BPF, built here with the standard constants; it needs no library.
 It is installed with no_new_privs set, by the worker itself, before any student code loads.
@@ -41,6 +45,15 @@ _ARCHES = {
             "io_uring_setup": 425,
             "io_uring_enter": 426,
             "io_uring_register": 427,
+            "connect": 42,
+            "bind": 49,
+            "sendto": 44,
+            "sendmsg": 46,
+            "sendmmsg": 307,
+            "ptrace": 101,
+            "process_vm_readv": 310,
+            "process_vm_writev": 311,
+            "pidfd_getfd": 438,
             "shmget": 29,
             "shmat": 30,
             "shmctl": 31,
@@ -76,6 +89,15 @@ _ARCHES = {
             "io_uring_setup": 425,
             "io_uring_enter": 426,
             "io_uring_register": 427,
+            "connect": 203,
+            "bind": 200,
+            "sendto": 206,
+            "sendmsg": 211,
+            "sendmmsg": 269,
+            "ptrace": 117,
+            "process_vm_readv": 270,
+            "process_vm_writev": 271,
+            "pidfd_getfd": 438,
             "mq_open": 180,
             "mq_unlink": 181,
             "mq_timedsend": 182,
@@ -99,13 +121,16 @@ _ARCHES = {
 }
 _X32_BIT = 0x40000000  # x86_64's x32 ABI: same arch value, numbers with this bit set
 _NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-AF_UNIX, AF_INET, AF_INET6, AF_PACKET = 1, 2, 10, 17
+_HOST_ONLY_DENIED = (
+    "connect", "bind", "sendmsg", "sendmmsg",  # a socketpair's socket could reach a service
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",  # same-uid neighbours
+)  # fmt: skip
 _IPC_CALLS = ("shm", "sem", "msg", "mq_")  # name prefixes of the System V and POSIX IPC calls
 
 # BPF opcodes and seccomp return values (linux/filter.h, linux/seccomp.h).
 _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 _ALLOW, _ERRNO, _KILL = 0x7FFF0000, 0x00050000, 0x80000000
-_NR, _ARCH, _ARG0_LOW = 0, 4, 16  # offsets in struct seccomp_data (little-endian)
+_NR, _ARCH, _ARG0_LOW, _ARG4_LOW = 0, 4, 16, 48  # offsets in struct seccomp_data (LE)
 PR_SET_NO_NEW_PRIVS = 38
 SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
 
@@ -122,6 +147,7 @@ def program(host_namespaces: bool = False) -> bytes:
     deny += [nr["io_uring_setup"], nr["io_uring_enter"], nr["io_uring_register"]]
     if host_namespaces:
         deny += [number for name, number in nr.items() if name.startswith(_IPC_CALLS)]
+        deny += [nr[name] for name in _HOST_ONLY_DENIED]
     ops: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _ARCH),
         (_JEQ_K, 1, 0, audit_arch),
@@ -134,15 +160,15 @@ def program(host_namespaces: bool = False) -> bytes:
         ops += [(_JEQ_K, 0, 1, number), (_RET_K, 0, 0, _ERRNO | errno.EPERM)]
     ops += [(_JEQ_K, 0, 1, nr["clone3"]), (_RET_K, 0, 0, _ERRNO | errno.ENOSYS)]
     if host_namespaces:
+        ops += [(_JEQ_K, 0, 1, nr["socket"]), (_RET_K, 0, 0, _ERRNO | errno.EACCES)]
         ops += [
-            (_JEQ_K, 0, 7, nr["socket"]),
-            (_LD_W_ABS, 0, 0, _ARG0_LOW),  # the address family
-            (_JEQ_K, 4, 0, AF_UNIX),
-            (_JEQ_K, 3, 0, AF_INET),
-            (_JEQ_K, 2, 0, AF_INET6),
-            (_JEQ_K, 1, 0, AF_PACKET),
+            (_JEQ_K, 0, 6, nr["sendto"]),
+            (_LD_W_ABS, 0, 0, _ARG4_LOW),  # its destination: NULL is a plain send()
+            (_JEQ_K, 0, 3, 0),
+            (_LD_W_ABS, 0, 0, _ARG4_LOW + 4),
+            (_JEQ_K, 0, 1, 0),
             (_RET_K, 0, 0, _ALLOW),
-            (_RET_K, 0, 0, _ERRNO | errno.EACCES),
+            (_RET_K, 0, 0, _ERRNO | errno.EPERM),
         ]
     ops += [
         (_JEQ_K, 0, 3, nr["clone"]),

@@ -187,6 +187,9 @@ def preload(names: list[str]) -> None:
         importlib.import_module(name)
 
 
+PR_SET_DUMPABLE = 4
+
+
 def lock_down() -> None:
     """Refuse the system calls student code never needs (see `grader.sandbox.seccomp`); new
     sockets and IPC objects too when the grader asked (`FSLAB_SECCOMP_HOST_NS`: this worker
@@ -194,6 +197,13 @@ def lock_down() -> None:
     from grader.sandbox import seccomp
 
     host_namespaces = os.environ.pop("FSLAB_SECCOMP_HOST_NS", "") == "1"
+    if host_namespaces:
+        # Same host uid as the exercise's job worker: not open to its /proc/<pid>/mem,
+        # ptrace or fd theft (no Yama here to stop them).
+        import ctypes
+
+        if ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            raise SystemExit("cannot make the worker non-dumpable")
     if seccomp.supported():
         seccomp.install(host_namespaces)
     elif host_namespaces:  # no filter for this machine: no network cannot be promised, so refuse
