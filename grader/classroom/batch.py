@@ -186,7 +186,7 @@ def run_batch(
     """
     options = options or GradingOptions()
     if not scheduler:  # a cluster's workers decide for themselves
-        use_bwrap = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+        use_bwrap = options.uses_bwrap()
         refusal = root_refusal(use_bwrap)
         if refusal:
             raise BatchError(refusal)
@@ -319,7 +319,6 @@ def _run_local(
 
 def _launch_zygotes(kit: Kit, workers: int, options: GradingOptions) -> list:
     """One warm worker factory per slot where bubblewrap works (None where not), launched."""
-    from grader.sandbox.bubblewrap import bwrap_works
 
     count = max(1, workers)
     if options.use_bwrap is False or not bwrap_works():

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.grading.oracle import default_cache_dir
+from grader.sandbox import bubblewrap
 from grader.sandbox.bubblewrap import Limits
 
 
@@ -26,6 +27,11 @@ class GradingOptions:
     """Stop at the first test that does not pass (mutation testing: a mutant is killed then)."""
     zygote: Any = None
     """A warm `grader.sandbox.warm.Zygote` to fork sandboxed workers from (batch only), or None."""
+
+    def uses_bwrap(self) -> bool:
+        """Whether workers run under bubblewrap: `use_bwrap`, or where unset, whether it
+        works here."""
+        return bubblewrap.bwrap_works() if self.use_bwrap is None else self.use_bwrap
 
 
 def options_to_dict(options: GradingOptions) -> dict[str, Any]:

@@ -368,7 +368,7 @@ def grade_submission(
     if isinstance(source, ShippedSubmission) and name is None:
         raise ValueError("a shipped submission needs its name")
     sub_id = clean_line(name) if name else submission_id(source)  # type: ignore[arg-type]
-    bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
+    bwrapped = options.uses_bwrap()
     sandboxed = bwrapped and budgets.available()  # no budgets: reduced isolation
     lock_away_from_workers(kit, options)
     base = dict(
@@ -461,8 +461,7 @@ def lock_away_from_workers(kit: Kit, options: GradingOptions, *extra: Path) -> l
     without bubblewrap), make `private_paths` and `extra` (e.g. a batch's other
     submissions) root's alone before any student code runs (`grader.sandbox.reduced`);
     elsewhere do nothing. Returns the paths whose mode changed (contents never change)."""
-    bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
-    if not shares_one_user(bwrapped):
+    if not shares_one_user(options.uses_bwrap()):
         return []
     # Made now, so that it is never created open to all by the oracles computed later.
     with contextlib.suppress(OSError):
@@ -476,8 +475,7 @@ def end_sandbox_user(options: GradingOptions) -> None:
     shared temporary folders: what hid from its workers' trees goes with the submission.
     Called at the end of `grade_submission` and again by the parent of a grading child, which
     may have been killed before its own cleanup ran."""
-    bwrapped = bwrap_works() if options.use_bwrap is None else options.use_bwrap
-    user = dedicated_user() if shares_one_user(bwrapped) else None
+    user = dedicated_user() if shares_one_user(options.uses_bwrap()) else None
     if user is not None:
         left = end_user_processes(user)
         if left:  # the next submission would share the machine with them: say so

@@ -203,7 +203,7 @@ def _kill_if_owned(pid: int, uid: int) -> None:
     except OSError:  # gone already
         return
     try:
-        if _real_uid(pid) == uid:  # still the process we listed: the pidfd holds it
+        if _real_uid(_status(pid)) == uid:  # still the one we listed: the pidfd holds it
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except OSError:
         pass
@@ -211,15 +211,18 @@ def _kill_if_owned(pid: int, uid: int) -> None:
         os.close(pidfd)
 
 
-def _real_uid(pid: int) -> int | None:
+def _status(pid: int | str) -> dict[str, str]:
+    """`/proc/<pid>/status` as {field: value}; empty when the process is gone."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Uid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+            return dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return {}
+
+
+def _real_uid(status: dict[str, str]) -> int | None:
+    uids = status.get("Uid", "").split()
+    return int(uids[0]) if uids and uids[0].isdigit() else None
 
 
 def _live_processes_of(uid: int) -> list[int]:
@@ -228,17 +231,8 @@ def _live_processes_of(uid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as f:
-                status = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        real_uid = status.get("Uid", "").split()
-        if (
-            real_uid
-            and int(real_uid[0]) == uid
-            and not status.get("State", "").strip().startswith(("Z", "X"))
-        ):
+        status = _status(entry)
+        if _real_uid(status) == uid and not status.get("State", "").strip().startswith(("Z", "X")):
             pids.append(int(entry))
     return pids
 
