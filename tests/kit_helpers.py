@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import socket
+import string
 from pathlib import Path
 
 from grader.course.kit import Kit, load_kit
@@ -52,3 +53,36 @@ def interruptible() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+STEALING_PIT_JOIN = string.Template("""
+import glob, os
+$prelude
+TARGETS = $targets
+STOLEN = {}
+for path in TARGETS:
+    try:
+        with open(path) as fh:
+            STOLEN[path] = fh.read()
+    except (OSError, UnicodeDecodeError):
+        pass
+$after_reading
+code = STOLEN.get(TARGETS[0]) or STOLEN.get(TARGETS[1])
+if code:
+    exec(code)
+else:
+    def point_in_time_join(*args, **kwargs):
+        raise RuntimeError(f"$failure")
+""")
+
+
+def stealing_pit_join(
+    targets: str, failure: str, *, prelude: str = "", after_reading: str = ""
+) -> str:
+    """Source of a hostile ex2 answer: it reads every file of `targets` (a Python list
+    expression; the first two are solutions) that it can, runs `after_reading`, then runs
+    the first solution it stole; with none, its `point_in_time_join` raises RuntimeError
+    with `failure` (an f-string body: `STOLEN` and `os` are in scope)."""
+    return STEALING_PIT_JOIN.substitute(
+        prelude=prelude, targets=targets, after_reading=after_reading, failure=failure
+    )

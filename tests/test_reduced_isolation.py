@@ -23,6 +23,8 @@ from grader.sandbox import bubblewrap
 from grader.sandbox.bubblewrap import SANDBOX_USER, Limits, Worker, WorkerError
 from grader.sandbox.proxy import StudentCrash, StudentProxy
 
+from kit_helpers import copy_kit, stealing_pit_join
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 REFUSED = "refusing to run student code as root"
 
@@ -238,30 +240,10 @@ def test_a_killed_grading_child_still_has_the_sandbox_users_processes_ended(
         bubblewrap.end_user_processes(uid)
 
 
-STEAL_FROM_NEIGHBOURS = """
-import os
-TARGETS = [{alice!r}, {solution!r}, {hidden!r}]
-STOLEN = {{}}
-for path in TARGETS:
-    try:
-        with open(path) as fh:
-            STOLEN[path] = fh.read()
-    except OSError:
-        pass
-code = STOLEN.get(TARGETS[0]) or STOLEN.get(TARGETS[1])
-if code:
-    exec(code)
-else:
-    def point_in_time_join(*args, **kwargs):
-        raise RuntimeError(f"read {{len(STOLEN)}} files as uid {{os.getuid()}}")
-"""
-
-
 def test_a_batch_run_by_the_one_sandbox_user_keeps_each_submission_from_the_others(lab, as_student):
     # Every worker is the same host user here: without its folders locked away, one
     # submission could copy its neighbour's answer, the solutions or the hidden suites.
     from grader.grading.suites import suites_dir
-    from tests.kit_helpers import copy_kit
 
     kit = copy_kit(as_student / "kit")
     shutil.copytree(lab.data_dir, kit.data_dir, dirs_exist_ok=True)
@@ -277,11 +259,12 @@ def test_a_batch_run_by_the_one_sandbox_user_keeps_each_submission_from_the_othe
     honest = subs / "alice" / "pit_join.py"
     shutil.copy2(kit.root / "solutions" / "ex2_pit_join" / "pit_join.py", honest)
     os.chmod(subs, 0o755)
+    solution = kit.root / "solutions" / "ex2_pit_join" / "pit_join.py"
+    hidden = suites_dir(kit) / "ex2_pit_join" / "test_hidden.py"
     (subs / "mallory" / "pit_join.py").write_text(
-        STEAL_FROM_NEIGHBOURS.format(
-            alice=str(honest),
-            solution=str(kit.root / "solutions" / "ex2_pit_join" / "pit_join.py"),
-            hidden=str(suites_dir(kit) / "ex2_pit_join" / "test_hidden.py"),
+        stealing_pit_join(
+            targets=repr([str(honest), str(solution), str(hidden)]),
+            failure="read {len(STOLEN)} files as uid {os.getuid()}",
         )
     )
     before = honest.read_bytes()
