@@ -25,6 +25,8 @@ from grader.course.kit import load_kit
 from grader.grading.gradescope_results import SCHEMA_PATH
 from grader.sandbox.bubblewrap import SANDBOX_USER, sandbox_user
 
+from kit_helpers import stealing_pit_join
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="the trial's memory cgroup and user need root"),
@@ -95,23 +97,19 @@ def test_the_stubs_score_zero(trial, lab):
     assert any("NotImplementedError" in t["output"] for t in run.results["tests"])
 
 
-STEAL = """
-import glob, os
-ROOT, HOST = {root!r}, {host!r}  # the trial's /autograder; the checkout it was built from
-TARGETS = [ROOT + "/source/kit/solutions/ex2_pit_join/pit_join.py",
+def steal(root: Path, host: Path) -> str:
+    """An ex2 answer that steals from the trial's /autograder (`root`) and the checkout it was
+    built from (`host`), and forges results."""
+    return stealing_pit_join(
+        prelude=f"ROOT, HOST = {str(root)!r}, {str(host)!r}",
+        targets="""[ROOT + "/source/kit/solutions/ex2_pit_join/pit_join.py",
            HOST + "/solutions/ex2_pit_join/pit_join.py",
            ROOT + "/source/kit/grader/suites/ex2_pit_join/test_hidden.py",
            HOST + "/grader/suites/ex2_pit_join/test_hidden.py",
            *glob.glob("/tmp/fslab-grade-*/reference/ex2_pit_join/pit_join.py"),
-           *glob.glob(ROOT + "/source/kit/.oracle-cache/*/*")]
-STOLEN = {{}}
-for path in TARGETS:
-    try:
-        with open(path) as fh:
-            STOLEN[path] = fh.read()
-    except (OSError, UnicodeDecodeError):
-        pass
-for path, text in [(ROOT + "/results/results.json", '{{"score": 100, "tests": []}}'),
+           *glob.glob(ROOT + "/source/kit/.oracle-cache/*/*")]""",
+        after_reading="""
+for path, text in [(ROOT + "/results/results.json", '{"score": 100, "tests": []}'),
                    (ROOT + "/results/forged.txt", "x"),
                    (ROOT + "/source/kit/course.toml", "forged"),
                    (ROOT + "/source/kit/grader/suites/ex2_pit_join/test_hidden.py", "")]:
@@ -119,14 +117,10 @@ for path, text in [(ROOT + "/results/results.json", '{{"score": 100, "tests": []
         with open(path, "w") as fh:
             fh.write(text)
     except OSError:
-        pass
-code = STOLEN.get(TARGETS[0]) or STOLEN.get(TARGETS[1])
-if code:
-    exec(code)
-else:
-    def point_in_time_join(*args, **kwargs):
-        raise RuntimeError(f"nothing to steal as uid {{os.getuid()}}")
-"""
+        pass""",
+        failure="nothing to steal as uid {os.getuid()}",
+    )
+
 
 NETWORK_AND_FORK_BOMB = """
 import os, socket
@@ -203,7 +197,7 @@ def test_a_hostile_submission_scores_only_its_honest_exercise_and_changes_nothin
     sub = tmp_path / "hostile"
     sub.mkdir()
     shutil.copy2(lab.root / "solutions" / "ex1_fraud_design" / "fraud_design.py", sub)
-    (sub / "pit_join.py").write_text(STEAL.format(root=str(trial.root), host=str(kit_root)))
+    (sub / "pit_join.py").write_text(steal(trial.root, kit_root))
     (sub / "freshness.py").write_text(NETWORK_AND_FORK_BOMB.format(port=listener.port))
     (sub / "feast_e2e.py").write_text(MEMORY_HOG)
     try:
@@ -227,5 +221,10 @@ def test_a_hostile_submission_scores_only_its_honest_exercise_and_changes_nothin
     assert (kit / "course.toml").read_bytes() == course
     after = {name: _tree_digest(kit / name) for name in ("solutions", "grader", "feature_repo")}
     assert after == before
-    leftovers = [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
+    # Live ones: a killed orphan stays a zombie until the machine's init reaps it.
+    leftovers = [
+        p.pid
+        for p in psutil.process_iter(["uids", "status"])
+        if p.info["uids"].real == uid and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
     assert leftovers == []
