@@ -5,12 +5,13 @@ Two halves:
 * `apply_definitions` runs INSIDE the sandboxed worker, next to the student's module
   (`function(student_module, ...)`): Feast objects cannot leave it, so it returns the registry
   file's bytes, which the trusted side re-parses within size caps. `historical` runs in a
-  fresh job that never loaded the student's module (`student.job`) and returns plain frames.
-  Feast would unpickle (dill) the student's on-demand view, and any view's transformation,
-  whenever it lists them: the job hides that pickled code from Feast (`_hide_pickled_code`),
-  so no student code runs in it. Frames of the on-demand view itself need the student's UDF:
-  `historical_here` builds them in the student's own worker, and the suites judge its output
-  against their own expectations.
+  fresh job that never loaded the student's module (`student.job`, via `training_frame`) and
+  returns plain frames. Feast would run code carried in the registry (the on-demand view's
+  dill pickle, any view's transformation) whenever it lists it: the job serves Feast an
+  allow-listed copy of the registry bytes the trusted side judged (`_without_code`), reading
+  no file of the repo folder, so no student code runs in it. Frames of the on-demand view
+  itself need the student's UDF: `historical_here` builds them in the student's own worker,
+  and the suites judge its output against their own expectations.
 * `read_registry`, `applied_registry`: run on the TRUSTED side (the suites). They parse the
   registry bytes with the protobuf classes only (never `from_proto`: an on-demand view carries
   dill-pickled student code) and return plain dicts for the suites to judge.
@@ -194,12 +195,9 @@ def _without_code(proto: Any) -> Any:
 
 def _serve_registry(store: Any, data: bytes, *, udfs: bool) -> None:
     """Give `store` a file registry that answers every read from `data`, parsed once here,
-    and never touches a file. Without `udfs` the copies it hands Feast lack on-demand and
-    stream views (their UDFs are dill pickles, which run code when loaded) and every feature
-    view's `feature_transformation` and `source_views` (UDFs as well, nested views' too).
-
-    What is kept without `udfs` is a list of what a training frame needs (`_without_code`),
-    not a list of what to remove: Feast carries code in more places than one remembers.
+    and never touches a file. Without `udfs` it holds only what a training frame needs
+    (`_without_code`): an allow-list, not a list of what to remove, since Feast carries code
+    in more places than one remembers.
     Every registry read of Feast 0.67's file registry goes through `_get_registry_proto`,
     which serves our copies; the store never builds a registry of its config's kind."""
     from feast.infra.registry.registry import Registry
